@@ -1,0 +1,36 @@
+"""What a run's score means, as each paper scored it, computed from the run's ``episodes.csv``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from replications.core.errors import UserError
+
+
+def last_n_training_episodes(episodes: pd.DataFrame, n: int) -> float:
+    """Mean raw return of the last ``n`` training episodes (PPO paper, Section 6.1). NaN if none."""
+    if episodes.empty:
+        return float("nan")
+    return float(episodes["return"].iloc[-n:].mean())
+
+
+def score(episodes: pd.DataFrame, scoring: dict[str, Any]) -> float:
+    metric = scoring.get("metric")
+    if metric == "last_n_training_episodes":
+        return last_n_training_episodes(episodes, int(scoring.get("n", 100)))
+    raise UserError(f"unknown scoring metric '{metric}'; allowed: last_n_training_episodes")
+
+
+def learning_curve(episodes: pd.DataFrame, grid: np.ndarray, window: int = 10) -> np.ndarray:
+    """At each step of ``grid``: mean return of the last ``window`` episodes finished by then (NaN before)."""
+    steps = episodes["step"].to_numpy()
+    returns = episodes["return"].to_numpy(dtype=float)
+    csum = np.concatenate([[0.0], np.cumsum(returns)])
+    ends = np.searchsorted(steps, grid, side="right")  # episodes finished at or before each grid step
+    starts = np.maximum(ends - window, 0)
+    counts = ends - starts
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, (csum[ends] - csum[starts]) / counts, np.nan)

@@ -1,0 +1,202 @@
+"""``rlrepro``: a thin command line over experiments.runner, experiments.reporting and the store.
+
+Bad input gets one line, ``rlrepro: error: <what was wrong; what is allowed>``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from replications.core.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _csv(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from experiments.publish import publish_run
+    from experiments.runner import execute, make_spec, results_root
+    from experiments.store import ResultsStore
+    from replications.core.config import parse_overrides
+
+    spec = make_spec(args.algo, args.impl, args.env, args.seed, args.steps, "custom", parse_overrides(args.set))
+    store = ResultsStore(results_root(args.out))
+    if store.is_complete(spec) and not args.force:
+        print(f"already complete: {store.path(spec)} (use --force to run it again)")
+        return 0
+    if store.is_complete(spec):
+        import shutil
+
+        shutil.rmtree(store.path(spec))
+    store.read_index()
+    start, last = time.time(), [0.0]
+
+    def progress(step: int) -> None:
+        if time.time() - last[0] > 10 or step >= spec.steps:
+            last[0] = time.time()
+            rate = step / max(time.time() - start, 1e-9)
+            print(f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}: {step:,}/{spec.steps:,} steps "
+                  f"({rate:,.0f} steps/s)", flush=True)
+
+    row = execute(spec, store, progress)
+    print(f"done: score {row['score']:.2f} over the last training episodes; run directory {store.path(spec)}")
+    if args.wandb:
+        publish_run(store.path(spec), project=args.wandb_project)
+    return 0
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    from experiments.publish import publish_report, publish_run
+    from experiments.runner import plan_grid, results_root, run_grid
+    from experiments.store import ResultsStore
+    from replications.core.config import parse_overrides
+
+    specs = plan_grid(args.algo, args.budget, seeds=args.seeds, envs=_csv(args.envs) if args.envs else None,
+                      impls=_csv(args.impl), overrides=parse_overrides(args.set), steps=args.steps)
+    store = ResultsStore(results_root(args.results))
+    after = None
+    if args.wandb:
+        def after(spec, row):  # noqa: ANN001
+            publish_run(store.path(spec), project=args.wandb_project)
+    _, failures = run_grid(specs, store, workers=args.workers, after_run=after)
+    if not args.no_report:
+        from experiments.reporting import write_report
+
+        out = write_report(args.algo, args.budget, store, Path(args.reports), specs=specs)
+        print(f"report: {out / 'index.html'}")
+        if args.wandb:
+            publish_report(out, project=args.wandb_project)
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from experiments.reporting import write_report
+    from experiments.runner import plan_grid, results_root
+    from experiments.store import ResultsStore
+
+    specs = plan_grid(args.algo, args.budget, seeds=args.seeds, envs=_csv(args.envs) if args.envs else None,
+                      steps=args.steps)
+    out = write_report(args.algo, args.budget, ResultsStore(results_root(args.results)), Path(args.reports),
+                       specs=specs)
+    print(f"report: {out / 'index.html'}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from experiments.runner import results_root
+    from experiments.store import ResultsStore
+
+    store = ResultsStore(results_root(args.results))
+    if args.rebuild:
+        print(f"rebuilt {store.index_path} from {store.rebuild_index()} complete run directories")
+    else:
+        print(store.read_index().to_string(index=False))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from experiments.bench import bench
+
+    bench(args.algo, args.env, args.steps, Path(args.out) if args.out else None)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from experiments.registry import ALGOS
+    from replications.core.config import load_paper_config
+    from replications.core.envs import SUPPORTED_ENVS
+
+    for name, entry in ALGOS.items():
+        cfg = load_paper_config(name)
+        budgets = "; ".join(f"{b.name}: {len(b.steps)} envs x {b.seeds} seeds" for b in cfg.budgets.values())
+        print(f"{name}: impls {', '.join(entry.impls)} | {budgets}")
+    print("envs: " + ", ".join(SUPPORTED_ENVS))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rlrepro", description="Paper replications of deep RL algorithms, cross-checked with SB3.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="one run of ALGO on ENV into the results store")
+    t.add_argument("algo")
+    t.add_argument("env")
+    t.add_argument("--impl", default="ours", help="ours | sb3")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=int, required=True, help="total env steps")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (JSON value)")
+    t.add_argument("--out", default=None, help="results root (default: results)")
+    t.add_argument("--force", action="store_true", help="re-run even if this exact run is complete")
+    t.add_argument("--wandb", action="store_true", help="publish the run to W&B (offline without an API key)")
+    t.add_argument("--wandb-project", default="rlrepro")
+    t.set_defaults(func=_train)
+
+    r = sub.add_parser("replicate", help="run the paper's grid (skipping complete runs), then the report")
+    r.add_argument("algo")
+    r.add_argument("--budget", default="paper", help="paper | quick")
+    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
+    r.add_argument("--envs", default=None, help="comma-separated subset of the grid's envs")
+    r.add_argument("--impl", default="ours,sb3", help="comma-separated: ours,sb3")
+    r.add_argument("--steps", type=int, default=None, help="override every env's step budget")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (JSON value)")
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    r.add_argument("--results", default=None, help="results root (default: results)")
+    r.add_argument("--reports", default="reports", help="reports root")
+    r.add_argument("--no-report", action="store_true")
+    r.add_argument("--wandb", action="store_true", help="publish runs and report to W&B (offline without a key)")
+    r.add_argument("--wandb-project", default="rlrepro")
+    r.set_defaults(func=_replicate)
+
+    rep = sub.add_parser("report", help="write reports/ALGO[-BUDGET]/ from the stored runs")
+    rep.add_argument("algo")
+    rep.add_argument("--budget", default="paper")
+    rep.add_argument("--seeds", type=int, default=None)
+    rep.add_argument("--envs", default=None)
+    rep.add_argument("--steps", type=int, default=None)
+    rep.add_argument("--results", default=None)
+    rep.add_argument("--reports", default="reports")
+    rep.set_defaults(func=_report)
+
+    i = sub.add_parser("index", help="show the results index, or rebuild it from the run directories")
+    i.add_argument("--rebuild", action="store_true")
+    i.add_argument("--results", default=None)
+    i.set_defaults(func=_index)
+
+    b = sub.add_parser("bench", help="env steps/s of ours vs SB3 in one process, same hyperparameters")
+    b.add_argument("algo", nargs="?", default="ppo")
+    b.add_argument("--env", default="Hopper-v5")
+    b.add_argument("--steps", type=int, default=2048 * 10)
+    b.add_argument("--out", default=None, help="also write the result as JSON here")
+    b.set_defaults(func=_bench)
+
+    ls = sub.add_parser("list", help="algorithms, implementations, budgets and envs")
+    ls.set_defaults(func=_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"rlrepro: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlrepro: interrupted; finished runs are kept, unfinished ones re-run next time", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Publishing to Weights & Biases: runs (config, metrics over steps, final summary) and reports (tables,
+figures), always from what is already stored locally, so losing W&B never loses results and a failed
+publish can simply be retried.
+
+Without ``WANDB_API_KEY`` (and no ``wandb login``), runs are written offline under ``wandb/`` and the
+command prints how to upload them later with ``wandb sync``. Online and offline take the same code path;
+only ``mode`` differs. ``read_offline_run`` reads an offline run file back (used by the tests, and handy to
+check what a sync would upload).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+WANDB_DIR = Path(os.environ.get("RLREPRO_WANDB_DIR", "."))
+
+
+def _mode() -> str:
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").exists():
+        return "online"
+    return "offline"
+
+
+def _finish(run: Any, mode: str) -> None:
+    run_dir = Path(run.dir).parent
+    run.finish()
+    if mode == "offline":
+        print(f"W&B offline run written to {run_dir}; upload it later with: wandb sync {run_dir}")
+
+
+def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
+    """Publish one stored run; returns the local W&B run directory (None if W&B failed: results stay)."""
+    import wandb
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    episodes = pd.read_csv(run_dir / "episodes.csv")
+    progress = pd.read_csv(run_dir / "progress.csv")
+    mode = _mode()
+    try:
+        run = wandb.init(project=project, name=f"{config['algo']}-{config['impl']}-{config['env']}-s{config['seed']}",
+                         id=config["run_id"], resume="allow", dir=str(WANDB_DIR), mode=mode, reinit="create_new",
+                         config={**config, "provenance": {k: meta.get(k) for k in
+                                                         ("commit", "dirty", "packages", "cpu", "gpu")}},
+                         group=f"{config['algo']}-{config['env']}", job_type=config["impl"])
+        rows = [(int(s), {"episode/return": float(r), "episode/length": int(n)})
+                for s, r, n in episodes[["step", "return", "length"]].itertuples(index=False)]
+        rows += [(int(row["step"]), {f"train/{k}": float(v) for k, v in row.items() if k != "step"})
+                 for row in progress.to_dict("records")]
+        for step, values in sorted(rows, key=lambda x: x[0]):
+            run.log(values, step=step)
+        run.summary.update({"score": meta.get("score"), "steps": meta.get("steps"), "sps": meta.get("sps"),
+                            "wall_s": meta.get("wall_s"), "n_episodes": meta.get("n_episodes")})
+        local = Path(run.dir).parent
+        _finish(run, mode)
+        return local
+    except Exception as exc:  # W&B down or misconfigured: the local run is untouched
+        print(f"warning: W&B publish of {run_dir} failed ({exc}); results are local; retry later")
+        return None
+
+
+def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
+    """Publish a report's summary table and figures as one W&B run of job type 'report'."""
+    import wandb
+
+    report_dir = Path(report_dir)
+    mode = _mode()
+    try:
+        run = wandb.init(project=project, name=f"report-{report_dir.name}", job_type="report",
+                         dir=str(WANDB_DIR), mode=mode, reinit="create_new")
+        summary = pd.read_csv(report_dir / "summary.csv")
+        run.log({"summary": wandb.Table(dataframe=summary)})
+        for png in sorted(report_dir.glob("*.png")):
+            run.log({f"curves/{png.stem}": wandb.Image(str(png))})
+        local = Path(run.dir).parent
+        _finish(run, mode)
+        return local
+    except Exception as exc:
+        print(f"warning: W&B publish of {report_dir} failed ({exc}); the report is local; retry later")
+        return None
+
+
+# -- reading an offline run back ---------------------------------------------------------------------
+_BLOCK, _HEADER = 32768, 7
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _records(path: Path):
+    data = path.read_bytes()
+    ident, magic, version = struct.unpack("<4sHB", data[:_HEADER])
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise ValueError(f"{path} is not a W&B run file")
+    pos, pending = _HEADER, b""
+    while pos + _HEADER <= len(data):
+        if _BLOCK - pos % _BLOCK < _HEADER:  # the rest of a block too small for a header is padding
+            pos += _BLOCK - pos % _BLOCK
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        chunk = data[pos + _HEADER:pos + _HEADER + length]
+        pos += _HEADER + length
+        if kind == _FULL:
+            yield chunk
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE:
+            pending += chunk
+        elif kind == _LAST:
+            yield pending + chunk
+        elif kind == 0 and length == 0:
+            pos += _BLOCK - pos % _BLOCK if pos % _BLOCK else 0
+
+
+def read_offline_run(wandb_run_dir: Path) -> dict[str, Any]:
+    """Config, logged history rows and summary of an offline run directory (``wandb/offline-run-*``)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = Path(wandb_run_dir).glob("run-*.wandb")
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
+    for raw in _records(path):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                   for item in record.history.item})
+        elif kind == "summary":
+            out["summary"].update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                   for item in record.summary.update})
+        elif kind == "config":
+            out["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "run":
+            out["config"].update({item.key: json.loads(item.value_json) for item in record.run.config.update})
+    return out

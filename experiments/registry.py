@@ -1,0 +1,43 @@
+"""The algorithms the suite knows: name -> config dataclass and one train function per implementation.
+
+A train function has the signature ``train(env_id, cfg, seed, total_steps, logger) -> facts`` and writes
+episodes and progress through ``logger`` (the run contract); ``facts`` holds at least ``steps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from experiments import sb3_adapters
+from replications import ppo
+from replications.core.errors import UserError
+
+TrainFn = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AlgoEntry:
+    name: str
+    config_cls: type
+    impls: dict[str, TrainFn]
+
+
+ALGOS: dict[str, AlgoEntry] = {
+    "ppo": AlgoEntry("ppo", ppo.PPOConfig, {"ours": ppo.train, "sb3": sb3_adapters.train_ppo}),
+}
+IMPLS = ("ours", "sb3")
+
+
+def get_algo(name: str) -> AlgoEntry:
+    if name not in ALGOS:
+        raise UserError(f"unknown algorithm '{name}'; allowed: {', '.join(ALGOS)}")
+    return ALGOS[name]
+
+
+def check_impls(entry: AlgoEntry, impls: list[str]) -> list[str]:
+    for impl in impls:
+        if impl not in entry.impls:
+            raise UserError(f"unknown impl '{impl}' for {entry.name}; allowed: {', '.join(entry.impls)}")
+    return impls

@@ -1,0 +1,196 @@
+"""Plan a replication grid from a paper config, run it in worker processes, skip what is complete.
+
+Each run executes in its own process with one torch thread; the parent shows progress (runs done,
+aggregate env steps/s, ETA) and adds each finished run to the store's index.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import queue
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.scoring import score as score_episodes
+from experiments.registry import check_impls, get_algo
+from experiments.store import ResultsStore, RunSpec
+from replications.core.config import build_config, load_paper_config, resolve
+from replications.core.envs import check_env_id
+from replications.core.errors import UserError
+from replications.core.logging import RunLogger
+
+
+def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str,
+              overrides: dict[str, Any]) -> RunSpec:
+    entry = get_algo(algo)
+    check_impls(entry, [impl])
+    check_env_id(env)
+    if steps <= 0:
+        raise UserError(f"--steps must be a positive integer, got {steps}")
+    cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
+    return RunSpec(algo, impl, env, seed, steps, budget, asdict(cfg))
+
+
+def plan_grid(algo: str, budget: str, *, seeds: int | None = None, envs: list[str] | None = None,
+              impls: list[str] | None = None, overrides: dict[str, Any] | None = None,
+              steps: int | None = None) -> list[RunSpec]:
+    """The paper's grid for ``budget`` (envs x impls x seeds), optionally narrowed or re-budgeted."""
+    entry = get_algo(algo)
+    plan = load_paper_config(algo).budget(budget)
+    impls = check_impls(entry, impls or list(entry.impls))
+    for env in envs or []:
+        check_env_id(env)
+        if env not in plan.steps and steps is None:
+            raise UserError(f"env '{env}' is not in the {algo} '{budget}' grid and no --steps was given; "
+                            f"grid envs: {', '.join(plan.steps)}")
+    env_steps = {env: steps or plan.steps.get(env, 0) for env in (envs or plan.steps)}
+    n_seeds = seeds if seeds is not None else plan.seeds
+    if n_seeds <= 0:
+        raise UserError(f"--seeds must be a positive integer, got {n_seeds}")
+    return [make_spec(algo, impl, env, seed, env_steps[env], budget, overrides or {})
+            for env in env_steps for impl in impls for seed in range(n_seeds)]
+
+
+def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int], None] | None = None) -> dict:
+    """Run one spec into the store (discarding any unfinished earlier attempt); returns its index row."""
+    entry = get_algo(spec.algo)
+    cfg = build_config(entry.config_cls, spec.hyperparameters, spec.algo)
+    path = store.begin(spec)
+    logger = RunLogger(path, on_progress)
+    start = time.perf_counter()
+    try:
+        facts = entry.impls[spec.impl](spec.env, cfg, spec.seed, spec.steps, logger)
+    except BaseException as exc:
+        logger.close()
+        store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
+        raise
+    logger.close()
+    wall = time.perf_counter() - start
+    episodes = pd.read_csv(path / "episodes.csv")
+    scoring = load_paper_config(spec.algo).scoring
+    return store.complete(spec, facts, wall, score_episodes(episodes, scoring), len(episodes))
+
+
+def _worker(spec: RunSpec, root: str, progress_queue: Any) -> dict:
+    def report(step: int) -> None:
+        progress_queue.put((spec.run_id, step))
+
+    return execute(spec, ResultsStore(root), report)
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class _Progress:
+    """Runs done, aggregate steps/s and ETA: a rich bar on a terminal, a plain line every 30 s otherwise."""
+
+    def __init__(self, specs: list[RunSpec], interval: float = 30.0):
+        self.total_steps = sum(s.steps for s in specs)
+        self.n_runs = len(specs)
+        self.steps: dict[str, int] = {s.run_id: 0 for s in specs}
+        self.done = 0
+        self.start = time.time()
+        self.interval, self.last_print = interval, 0.0
+        self.tty = sys.stdout.isatty()
+        self._bar = None
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[info]}"))
+            self._task = self._bar.add_task("runs", total=self.total_steps, info="")
+            self._bar.start()
+
+    def line(self) -> str:
+        done_steps = sum(self.steps.values())
+        elapsed = time.time() - self.start
+        sps = done_steps / max(elapsed, 1e-9)
+        eta = (self.total_steps - done_steps) / sps if sps > 0 else float("inf")
+        return (f"[{self.done}/{self.n_runs} runs] {done_steps:,}/{self.total_steps:,} steps | "
+                f"{sps:,.0f} steps/s | elapsed {_fmt_time(elapsed)} | ETA "
+                f"{_fmt_time(eta) if eta != float('inf') else '?'}")
+
+    def update(self, run_id: str, step: int) -> None:
+        self.steps[run_id] = step
+        self._refresh()
+
+    def finish_run(self, spec: RunSpec, message: str) -> None:
+        self.steps[spec.run_id] = spec.steps
+        self.done += 1
+        self.log(message)
+        self._refresh(force=True)
+
+    def log(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(message)
+        else:
+            print(message, flush=True)
+
+    def _refresh(self, force: bool = False) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=sum(self.steps.values()),
+                             description=f"{self.done}/{self.n_runs} runs", info=self.line().split("| ", 1)[1])
+        elif force or time.time() - self.last_print > self.interval:
+            self.last_print = time.time()
+            print(self.line(), flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def run_grid(specs: list[RunSpec], store: ResultsStore, workers: int = 1,
+             after_run: Callable[[RunSpec, dict], None] | None = None) -> tuple[int, list[str]]:
+    """Run the specs not yet complete; returns (number run, failure messages). Never stops on one failure."""
+    store.read_index()  # a corrupt index is reported before any work starts
+    pending = [s for s in specs if not store.is_complete(s)]
+    print(f"{len(specs)} runs in the grid: {len(specs) - len(pending)} already complete (skipped), "
+          f"{len(pending)} to run with {workers} worker(s)", flush=True)
+    if not pending:
+        return 0, []
+    progress = _Progress(pending)
+    failures: list[str] = []
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        q = manager.Queue()
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_worker, spec, str(store.root), q): spec for spec in pending}
+            remaining = set(futures)
+            while remaining:
+                finished, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                try:
+                    while True:
+                        progress.update(*q.get_nowait())
+                except queue.Empty:
+                    pass
+                progress._refresh()
+                for fut in finished:
+                    spec = futures[fut]
+                    name = f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}"
+                    try:
+                        row = fut.result()
+                    except Exception as exc:  # the run is marked failed in its meta.json
+                        failures.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                        progress.finish_run(spec, f"FAILED {name}: {exc}")
+                        continue
+                    progress.finish_run(spec, f"done {name}: score {row['score']:.1f} "
+                                              f"({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)")
+                    if after_run is not None:
+                        after_run(spec, row)
+    progress.close()
+    print(progress.line(), flush=True)
+    return len(pending), failures
+
+
+def results_root(path: str | None) -> Path:
+    return Path(path) if path else Path("results")

@@ -1,0 +1,119 @@
+"""Stable-Baselines3 run under *our* paper configs, writing the same run contract as our implementations.
+
+Each adapter maps the algorithm's config dataclass to SB3 keyword arguments, lists every place where SB3
+cannot express the same setting (recorded in the run's metadata and shown in the report), and records
+training episodes through the same ``RunLogger`` (raw returns from SB3's ``Monitor``, innermost wrapper).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
+from torch import nn
+
+from replications.core.envs import check_env_id
+from replications.core.logging import RunLogger
+from replications.core.seeding import seed_everything
+from replications.ppo import PPOConfig
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class LinearSchedule:
+    """SB3 learning-rate schedule: ``initial * progress_remaining`` (annealed to 0), or constant."""
+
+    def __init__(self, initial: float, anneal: bool):
+        self.initial, self.anneal = initial, anneal
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.initial * (progress_remaining if self.anneal else 1.0)
+
+
+class EpisodeRecorder(BaseCallback):
+    """Writes SB3's finished training episodes and per-iteration statistics to our RunLogger."""
+
+    STATS = {"train/policy_gradient_loss": "policy_loss", "train/value_loss": "value_loss",
+             "train/approx_kl": "approx_kl", "train/learning_rate": "lr", "train/clip_fraction": "clip_fraction"}
+
+    def __init__(self, logger: RunLogger):
+        super().__init__()
+        self.run_logger = logger
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.run_logger.episode(self.num_timesteps, float(info["episode"]["r"]), int(info["episode"]["l"]))
+        return True
+
+    def _log_iteration(self) -> None:
+        values = self.model.logger.name_to_value
+        stats = {ours: float(values[theirs]) for theirs, ours in self.STATS.items() if theirs in values}
+        if "train/entropy_loss" in values:
+            stats["entropy"] = -float(values["train/entropy_loss"])
+        self.run_logger.iteration(self.num_timesteps, **stats)
+
+    def _on_rollout_start(self) -> None:  # SB3 trains between rollouts: log the previous iteration here
+        if self.num_timesteps > 0:
+            self._log_iteration()
+
+    def _on_training_end(self) -> None:
+        self._log_iteration()
+
+
+def make_sb3_env(env_id: str, seed: int, normalize_obs: bool, normalize_reward: bool, gamma: float,
+                 clip_obs: float, clip_reward: float) -> VecEnv:
+    venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
+    venv.seed(seed)
+    if normalize_obs or normalize_reward:
+        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, clip_obs=clip_obs,
+                            clip_reward=clip_reward, gamma=gamma, epsilon=1e-8)
+    return venv
+
+
+def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
+    """SB3 ``PPO`` arguments equal to our config, and the differences SB3 cannot remove."""
+    kwargs = dict(
+        learning_rate=LinearSchedule(cfg.learning_rate, cfg.anneal_learning_rate),
+        n_steps=cfg.horizon, batch_size=cfg.minibatch_size, n_epochs=cfg.epochs, gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, clip_range_vf=None,
+        normalize_advantage=cfg.normalize_advantages, ent_coef=cfg.entropy_coef,
+        # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight.
+        vf_coef=cfg.value_coef * 0.5, max_grad_norm=cfg.max_grad_norm,
+        policy_kwargs=dict(net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)),
+                           activation_fn=ACTIVATIONS[cfg.activation], log_std_init=cfg.init_log_std,
+                           ortho_init=cfg.orthogonal_init, optimizer_kwargs=dict(eps=cfg.adam_eps)),
+    )
+    differences = [
+        "vf_coef = 0.5 * value_coef because SB3's value loss is MSE, ours 0.5 * MSE (same gradient).",
+        "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one "
+        "iteration apart.",
+        "Normalisation by SB3's VecNormalize (same running mean/var formulas, epsilon 1e-8).",
+    ]
+    if cfg.clip_value_loss:
+        differences.append(
+            "Value clipping off in SB3: its clip_range_vf clips the prediction (no max with the unclipped "
+            "loss), which is not the reference code's clipped value loss."
+        )
+    return kwargs, differences
+
+
+def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    seed_everything(seed)
+    venv = make_sb3_env(env_id, seed, cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma,
+                        cfg.clip_observations, cfg.clip_rewards)
+    kwargs, differences = ppo_kwargs(cfg)
+    model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
+    torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
+    norm: dict[str, np.ndarray] = {}
+    if isinstance(venv, VecNormalize):
+        norm = {"obs_mean": venv.obs_rms.mean, "obs_var": venv.obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
+    venv.close()
+    return {"steps": int(model.num_timesteps), "normalization": norm, "sb3_differences": differences}

@@ -1,0 +1,236 @@
+"""The local results store: one directory per run, keyed by a hash of its resolved config, plus a
+consolidated table (``index.csv``) that the analysis reads. Needs no server.
+
+Layout under the results root::
+
+    index.csv                                   one row per finished run (written under a file lock)
+    runs/<algo>/<env>/<impl>/seed<N>-<run_id>/
+        config.json      the resolved config (algo, impl, env, seed, steps, budget, hyperparameters)
+        meta.json        status (running|complete|failed), git commit + dirty flag, package versions,
+                         machine (CPU/GPU model), start/end, wall time, steps/s, SB3 differences
+        progress.csv     per-iteration statistics          episodes.csv   per-episode raw returns
+        normalization.npz  the env normalisation statistics at the end of training
+
+Every file is written atomically (temp file + rename). A run's row enters ``index.csv`` only after its
+directory is complete, so an interrupted run never leaves a row that analysis would count; a run directory
+whose status is not ``complete`` is discarded and re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from replications.core.errors import UserError
+
+INDEX_COLUMNS = ["run_id", "config_id", "algo", "impl", "env", "seed", "steps", "budget", "score",
+                 "n_episodes", "wall_s", "sps", "commit", "dirty", "cpu", "finished_at", "path"]
+PACKAGES = ["torch", "stable-baselines3", "sb3-contrib", "gymnasium", "mujoco", "numpy", "pandas", "scipy"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run. ``config_id`` excludes the seed; ``run_id`` includes it."""
+
+    algo: str
+    impl: str
+    env: str
+    seed: int
+    steps: int
+    budget: str
+    hyperparameters: dict[str, Any] = field(hash=False)
+
+    @property
+    def config_id(self) -> str:
+        return _hash({"algo": self.algo, "impl": self.impl, "env": self.env, "steps": self.steps,
+                      "hyperparameters": self.hyperparameters})
+
+    @property
+    def run_id(self) -> str:
+        return _hash({"config_id": self.config_id, "seed": self.seed})
+
+    def relpath(self) -> str:
+        return f"runs/{self.algo}/{self.env}/{self.impl}/seed{self.seed}-{self.run_id}"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance() -> dict[str, Any]:
+    """Git commit, dirty flag, package versions and machine of this process."""
+    import torch
+
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "commit": _git("rev-parse", "HEAD") or None,
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "packages": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class ResultsStore:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.index_path = self.root / "index.csv"
+        self._lock = FileLock(str(self.root / ".index.lock"))
+
+    # -- run directories -------------------------------------------------------------------------
+    def path(self, spec: RunSpec) -> Path:
+        return self.root / spec.relpath()
+
+    def meta(self, spec: RunSpec) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path(spec) / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def is_complete(self, spec: RunSpec) -> bool:
+        meta = self.meta(spec)
+        return bool(meta) and meta.get("status") == "complete"
+
+    def begin(self, spec: RunSpec) -> Path:
+        """Create a fresh directory for ``spec`` (an unfinished earlier attempt is discarded)."""
+        path = self.path(spec)
+        if self.is_complete(spec):
+            raise RuntimeError(f"run {spec.run_id} is already complete at {path}")
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        write_atomic(path / "config.json", json.dumps({**asdict(spec), "config_id": spec.config_id,
+                                                        "run_id": spec.run_id}, indent=2))
+        meta = {"status": "running", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "seed": spec.seed, **provenance()}
+        write_atomic(path / "meta.json", json.dumps(meta, indent=2))
+        return path
+
+    def fail(self, spec: RunSpec, error: str) -> None:
+        meta = self.meta(spec) or {}
+        meta.update(status="failed", error=error, ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_atomic(self.path(spec) / "meta.json", json.dumps(meta, indent=2))
+
+    def complete(self, spec: RunSpec, facts: dict[str, Any], wall_s: float, score: float,
+                 n_episodes: int) -> dict[str, Any]:
+        path = self.path(spec)
+        norm = facts.get("normalization") or {}
+        if norm:
+            np.savez(path / "normalization.npz", **norm)
+        meta = self.meta(spec) or {}
+        steps = int(facts["steps"])
+        meta.update(status="complete", ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_s=round(wall_s, 2),
+                    steps=steps, sps=round(steps / max(wall_s, 1e-9), 1), score=score, n_episodes=n_episodes,
+                    sb3_differences=facts.get("sb3_differences", []))
+        write_atomic(path / "meta.json", json.dumps(meta, indent=2))
+        row = {"run_id": spec.run_id, "config_id": spec.config_id, "algo": spec.algo, "impl": spec.impl,
+               "env": spec.env, "seed": spec.seed, "steps": steps, "budget": spec.budget, "score": score,
+               "n_episodes": n_episodes, "wall_s": meta["wall_s"], "sps": meta["sps"],
+               "commit": meta.get("commit"), "dirty": meta.get("dirty"), "cpu": meta.get("cpu"),
+               "finished_at": meta["ended_at"], "path": spec.relpath()}
+        self._add_rows([row])
+        return row
+
+    # -- the consolidated table ------------------------------------------------------------------
+    def read_index(self) -> pd.DataFrame:
+        if not self.index_path.exists():
+            return pd.DataFrame(columns=INDEX_COLUMNS)
+        try:
+            df = pd.read_csv(self.index_path)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise UserError(f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "
+                            f"nothing was changed; rebuild it with 'rlrepro index --rebuild'") from exc
+        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+        if missing:
+            raise UserError(f"results index {self.index_path} is corrupt (missing columns {missing}); nothing "
+                            f"was changed; rebuild it with 'rlrepro index --rebuild'")
+        return df
+
+    def _add_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            df = self.read_index()
+            new = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+            df = new if df.empty else pd.concat([df[~df.run_id.isin(new.run_id)], new], ignore_index=True)
+            df = df.sort_values(["algo", "env", "impl", "seed", "run_id"])
+            write_atomic(self.index_path, df.to_csv(index=False))
+
+    def rebuild_index(self) -> int:
+        """Rebuild ``index.csv`` from the complete run directories; returns the number of runs."""
+        rows = []
+        for meta_path in sorted(self.root.glob("runs/*/*/*/*/meta.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+                cfg = json.loads((meta_path.parent / "config.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if meta.get("status") != "complete":
+                continue
+            rows.append({"run_id": cfg["run_id"], "config_id": cfg["config_id"], "algo": cfg["algo"],
+                         "impl": cfg["impl"], "env": cfg["env"], "seed": cfg["seed"], "steps": meta["steps"],
+                         "budget": cfg["budget"], "score": meta["score"], "n_episodes": meta["n_episodes"],
+                         "wall_s": meta["wall_s"], "sps": meta["sps"], "commit": meta.get("commit"),
+                         "dirty": meta.get("dirty"), "cpu": meta.get("cpu"), "finished_at": meta["ended_at"],
+                         "path": str(meta_path.parent.relative_to(self.root))})
+        with self._lock:
+            df = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values(["algo", "env", "impl", "seed", "run_id"])
+            write_atomic(self.index_path, df.to_csv(index=False))
+        return len(rows)

@@ -1,0 +1,1 @@
+"""Machinery shared by every algorithm: written once, reused (see ../shared STYLE.md)."""

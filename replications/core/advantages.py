@@ -1,0 +1,38 @@
+"""Advantage estimators on one trajectory segment (written once, used by PPO, TRPO, NPG, Q-Prop).
+
+Shapes: every argument is a 1-D array of length T (one env, time-major).
+
+Termination vs truncation: ``next_values[t]`` is V(s_{t+1}) for the state actually reached after step t,
+*including* the final observation of an episode cut by a time limit (bootstrap on truncation);
+``terminated[t]`` zeroes the bootstrap only for true terminal states; ``dones[t]`` (terminated or
+truncated) stops the backward recursion at every episode boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gae(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    dones: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generalized Advantage Estimation (Schulman et al. 2016, eqs. 11-16). Returns (advantages, returns).
+
+    delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t)
+    A_t     = delta_t + gamma * lam * (1 - done_t) * A_{t+1}
+    returns = A_t + V(s_t)   (the TD(lambda) value target)
+    """
+    deltas = rewards + gamma * next_values * (1.0 - terminated) - values
+    decay = gamma * lam * (1.0 - dones)
+    advantages = np.empty_like(deltas)
+    running = 0.0
+    for t in range(len(deltas) - 1, -1, -1):
+        running = deltas[t] + decay[t] * running
+        advantages[t] = running
+    return advantages, advantages + values

@@ -1,0 +1,99 @@
+"""Networks and action distributions shared by the algorithms.
+
+Shapes: ``obs`` is (B, obs_dim); continuous ``actions`` are (B, act_dim); discrete actions are (B,) int64;
+log-probabilities and entropies are (B,) (summed over independent action dimensions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mlp(sizes: list[int], activation: str, out_gain: float, orthogonal: bool = True) -> nn.Sequential:
+    """Fully connected net; orthogonal init with gain sqrt(2) on hidden layers and ``out_gain`` on the
+    output layer, zero biases (the init of the PPO reference code, Huang et al. 2022 detail 2)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        last = i == len(sizes) - 2
+        if orthogonal:
+            nn.init.orthogonal_(linear.weight, out_gain if last else math.sqrt(2.0))
+            nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not last:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, diag(exp(log_std))^2), summed over the last dimension."""
+    z = (x - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian, summed over dimensions (independent of the mean)."""
+    return (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1)
+
+
+class GaussianPolicy(nn.Module):
+    """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2) with a state-independent log-std parameter."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str,
+                 init_log_std: float, orthogonal: bool = True):
+        super().__init__()
+        self.mean = mlp([obs_dim, *hidden, act_dim], activation, out_gain=0.01, orthogonal=orthogonal)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Sample a ~ pi(.|s) (unclipped)."""
+        mean = self.mean(obs)
+        return mean + torch.randn(mean.shape, generator=generator) * torch.exp(self.log_std)
+
+    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_std = self.log_std.expand(obs.shape[0], -1)
+        return gaussian_log_prob(actions, self.mean(obs), log_std), gaussian_entropy(log_std)
+
+
+class CategoricalPolicy(nn.Module):
+    """pi(a|s) = softmax(logits_theta(s)) for discrete action spaces."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str,
+                 orthogonal: bool = True):
+        super().__init__()
+        self.logits = mlp([obs_dim, *hidden, n_actions], activation, out_gain=0.01, orthogonal=orthogonal)
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return torch.multinomial(torch.softmax(self.logits(obs), -1), 1, generator=generator).squeeze(-1)
+
+    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_p = torch.log_softmax(self.logits(obs), -1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        return log_p.gather(-1, actions.long()[:, None]).squeeze(-1), entropy
+
+
+Policy = GaussianPolicy | CategoricalPolicy
+
+
+def make_policy(obs_space: gym.Space, act_space: gym.Space, hidden: tuple[int, ...], activation: str,
+                init_log_std: float, orthogonal: bool = True) -> Policy:
+    obs_dim = int(obs_space.shape[0])
+    if isinstance(act_space, gym.spaces.Box):
+        return GaussianPolicy(obs_dim, int(act_space.shape[0]), hidden, activation, init_log_std, orthogonal)
+    if isinstance(act_space, gym.spaces.Discrete):
+        return CategoricalPolicy(obs_dim, int(act_space.n), hidden, activation, orthogonal)
+    raise TypeError(f"unsupported action space {act_space}")
+
+
+def make_value_function(obs_space: gym.Space, hidden: tuple[int, ...], activation: str,
+                        orthogonal: bool = True) -> nn.Module:
+    """V_phi(s): an MLP with a scalar output (output gain 1.0, as the reference code)."""
+    net = mlp([int(obs_space.shape[0]), *hidden, 1], activation, out_gain=1.0, orthogonal=orthogonal)
+    return nn.Sequential(net, nn.Flatten(0))
