@@ -22,10 +22,13 @@ class AlgoEntry:
     name: str
     config_cls: type
     impls: dict[str, TrainFn]
+    impl_settings: dict[str, Callable[[Any], dict[str, Any]]]
+    """impl -> the library-specific settings derived from our config (part of the run's identity)."""
 
 
 ALGOS: dict[str, AlgoEntry] = {
-    "ppo": AlgoEntry("ppo", ppo.PPOConfig, {"ours": ppo.train, "sb3": sb3_adapters.train_ppo}),
+    "ppo": AlgoEntry("ppo", ppo.PPOConfig, {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
+                     {"sb3": sb3_adapters.ppo_settings}),
 }
 IMPLS = ("ours", "sb3")
 

@@ -36,7 +36,8 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
     if steps <= 0:
         raise UserError(f"--steps must be a positive integer, got {steps}")
     cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
-    return RunSpec(algo, impl, env, seed, steps, budget, asdict(cfg))
+    settings = entry.impl_settings[impl](cfg) if impl in entry.impl_settings else {}
+    return RunSpec(algo, impl, env, seed, steps, budget, asdict(cfg), settings)
 
 
 def plan_grid(algo: str, budget: str, *, seeds: int | None = None, envs: list[str] | None = None,

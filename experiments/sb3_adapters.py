@@ -7,6 +7,7 @@ training episodes through the same ``RunLogger`` (raw returns from SB3's ``Monit
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import gymnasium as gym
@@ -34,6 +35,23 @@ class LinearSchedule:
 
     def __call__(self, progress_remaining: float) -> float:
         return self.initial * (progress_remaining if self.anneal else 1.0)
+
+    def __repr__(self) -> str:
+        return f"LinearSchedule({self.initial!r}, anneal={self.anneal})"
+
+
+def describe(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The SB3 arguments as JSON data (schedules and classes by name): saved with the run and hashed into
+    its id, so a changed mapping never reuses a stale SB3 run."""
+
+    def default(obj: Any) -> str:
+        return obj.__name__ if isinstance(obj, type) else repr(obj)
+
+    return json.loads(json.dumps(kwargs, default=default, sort_keys=True))
+
+
+def ppo_settings(cfg: PPOConfig) -> dict[str, Any]:
+    return describe(ppo_kwargs(cfg)[0])
 
 
 class EpisodeRecorder(BaseCallback):
@@ -82,7 +100,8 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
     kwargs = dict(
         learning_rate=LinearSchedule(cfg.learning_rate, cfg.anneal_learning_rate),
         n_steps=cfg.horizon, batch_size=cfg.minibatch_size, n_epochs=cfg.epochs, gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, clip_range_vf=None,
+        gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
+        clip_range_vf=cfg.clip_range if cfg.clip_value_loss else None,
         normalize_advantage=cfg.normalize_advantages, ent_coef=cfg.entropy_coef,
         # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight.
         vf_coef=cfg.value_coef * 0.5, max_grad_norm=cfg.max_grad_norm,
@@ -98,8 +117,9 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
     ]
     if cfg.clip_value_loss:
         differences.append(
-            "Value clipping off in SB3: its clip_range_vf clips the prediction (no max with the unclipped "
-            "loss), which is not the reference code's clipped value loss."
+            "Value clipping: SB3's clip_range_vf clips the prediction, (V_old + clip(V - V_old) - R)^2, without "
+            "the reference code's max with the unclipped error; both stop the value moving more than "
+            "clip_range per batch towards its target, they differ when it overshoots."
         )
     return kwargs, differences
 

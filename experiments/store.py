@@ -59,11 +59,13 @@ class RunSpec:
     steps: int
     budget: str
     hyperparameters: dict[str, Any] = field(hash=False)
+    impl_settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Library-specific settings derived from the hyperparameters (SB3's keyword arguments)."""
 
     @property
     def config_id(self) -> str:
         return _hash({"algo": self.algo, "impl": self.impl, "env": self.env, "steps": self.steps,
-                      "hyperparameters": self.hyperparameters})
+                      "hyperparameters": self.hyperparameters, "impl_settings": self.impl_settings})
 
     @property
     def run_id(self) -> str:

@@ -1,0 +1,184 @@
+"""The per-algorithm report: summary table, learning curves and the paper comparison, as files.
+
+Inputs are the run contract only: rows of the results index and each run's ``episodes.csv``.
+Outputs in ``out_dir``: ``summary.csv`` (columns ``SUMMARY_COLUMNS``), ``summary.md``, one
+``curves_<env>.png`` per env, and ``index.html`` tying them together with sources and provenance.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.references import env_base  # noqa: E402
+from analysis.scoring import learning_curve  # noqa: E402
+from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
+
+SUMMARY_COLUMNS = ["algo", "env", "impl", "n_seeds", "steps", "final_return_mean", "ci_low", "ci_high",
+                   "paper_value", "verdict"]
+IMPL_COLORS = {"ours": "tab:blue", "sb3": "tab:orange"}
+CURVE_WINDOW = 10
+
+
+@dataclass
+class ReportInput:
+    algo: str
+    budget: str
+    paper: str
+    scoring: str
+    envs: list[str]
+    runs: pd.DataFrame  # index rows (with 'score' and 'path')
+    results_root: Path
+    references: dict[str, dict[str, Any]]  # env base -> reference row
+    reference_note: str = ""
+    deviations: list[str] = field(default_factory=list)
+    sb3_differences: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    command: str = ""
+
+
+def summarize(inp: ReportInput) -> pd.DataFrame:
+    rows = []
+    for env in inp.envs:
+        env_runs = inp.runs[inp.runs.env == env]
+        scores = {impl: env_runs[env_runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
+                  for impl in ("ours", "sb3")}
+        ref = inp.references.get(env_base(env))
+        for impl in ("ours", "sb3"):
+            s = scores[impl]
+            if len(s) == 0:
+                continue
+            lo, hi = bootstrap_ci(s, seed=0)
+            v, p = verdict(s, scores["sb3"]) if impl == "ours" else ("n/a", float("nan"))
+            rows.append({"algo": inp.algo, "env": env, "impl": impl, "n_seeds": len(s),
+                         "steps": int(env_runs[env_runs.impl == impl].steps.max()),
+                         "final_return_mean": float(np.mean(s)), "ci_low": lo, "ci_high": hi,
+                         "paper_value": float(ref["value"]) if ref else float("nan"), "verdict": v,
+                         "p_value": p})
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
+
+
+def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    env_runs = inp.runs[inp.runs.env == env]
+    max_steps = int(env_runs.steps.max())
+    grid = np.linspace(0, max_steps, 101)
+    for impl in ("ours", "sb3"):
+        paths = env_runs[env_runs.impl == impl].sort_values("seed").path
+        if len(paths) == 0:
+            continue
+        matrix = np.stack([learning_curve(pd.read_csv(inp.results_root / p / "episodes.csv"), grid, CURVE_WINDOW)
+                           for p in paths])
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
+            mean = np.nanmean(matrix, axis=0)
+            lo, hi = bootstrap_band(matrix, seed=0)
+        label = f"{'ours' if impl == 'ours' else 'SB3'} (n={len(paths)})"
+        ax.plot(grid, mean, color=IMPL_COLORS[impl], label=label)
+        ax.fill_between(grid, lo, hi, color=IMPL_COLORS[impl], alpha=0.25, linewidth=0)
+    ref = inp.references.get(env_base(env))
+    if ref:
+        ax.axhline(float(ref["value"]), color="k", linestyle="--", linewidth=1,
+                   label=f"paper {ref['table_or_figure']} ({ref['env_version']}, {ref['how_read'].split(' ')[0]})")
+    ax.set_title(f"{inp.algo.upper()} {env}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(f"training episode return (last {CURVE_WINDOW} episodes)")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return "" if np.isnan(x) else f"{x:,.1f}"
+    return str(x)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    cols = ["env", "impl", "n_seeds", "steps", "final_return_mean", "ci_low", "ci_high", "paper_value", "verdict"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in summary[cols].to_dict("records"):
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def tally(summary: pd.DataFrame) -> str:
+    ours = summary[(summary.impl == "ours") & (summary.verdict != "n/a")]
+    ok = int(ours.verdict.isin(["within", "better"]).sum())
+    return f"ours within or better than SB3 on {ok} of {len(ours)} envs with both implementations"
+
+
+def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("curves_*.png"):
+        old.unlink()
+    summary = summarize(inp)
+    summary[SUMMARY_COLUMNS].to_csv(out_dir / "summary.csv", index=False)
+    images = []
+    for env in inp.envs:
+        if (inp.runs.env == env).any():
+            fig = curves_figure(inp, env)
+            name = f"curves_{env}.png"
+            fig.savefig(out_dir / name)
+            plt.close(fig)
+            images.append(name)
+    md = [f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary)}. Score: {inp.scoring}. "
+          f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.", "",
+          markdown_table(summary)]
+    (out_dir / "summary.md").write_text("\n".join(md) + "\n")
+    (out_dir / "index.html").write_text(_html(inp, summary, images))
+    return summary
+
+
+def _list(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
+
+
+def _html(inp: ReportInput, summary: pd.DataFrame, images: list[str]) -> str:
+    table = summary.copy()
+    for c in ("final_return_mean", "ci_low", "ci_high", "paper_value"):
+        table[c] = table[c].map(_fmt)
+    table["p_value"] = table["p_value"].map(lambda p: "" if np.isnan(p) else f"{p:.3f}")
+    refs = [f"{env}: {r['value']} ({r['source']}, {r['table_or_figure']}, env {r['env_version']}, metric: "
+            f"{r['metric']}; {r['how_read']})" for env, r in inp.references.items()
+            if any(env_base(e) == env for e in inp.envs)]
+    provenance = inp.runs.groupby(["commit", "cpu"], dropna=False).size().reset_index(name="runs")
+    runs = inp.runs[["env", "impl", "seed", "steps", "score", "n_episodes", "sps", "wall_s", "commit", "dirty",
+                     "run_id"]].sort_values(["env", "impl", "seed"])
+    imgs = "".join(f'<figure><img src="{i}" alt="{i}" width="480"></figure>' for i in images)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget})</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
+figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{color:#b00}}</style></head>
+<body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget</h1>
+<p><b>Paper:</b> {html.escape(inp.paper)}</p>
+<p><b>Result:</b> {html.escape(tally(summary))}.</p>
+<p><b>Score:</b> {html.escape(inp.scoring)}. <b>Mean and CI:</b> mean over seeds, {int(CONFIDENCE * 100)}% percentile
+bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(VERDICT_TEST)}; 'n/a' on SB3's
+own rows. <b>Curves:</b> mean over seeds of the last {CURVE_WINDOW} training episodes' return at 101 points, band =
+95% pointwise bootstrap CI.</p>
+<h2>Summary</h2>{table.to_html(index=False, na_rep="")}
+<h2>Learning curves</h2>{imgs}
+<h2>Paper values</h2><p>{html.escape(inp.reference_note)}</p>{_list(refs)}
+<h2>Deviations from the paper</h2>{_list(inp.deviations)}
+<h2>Where SB3 is configured differently</h2>{_list(inp.sb3_differences)}
+<h2>Missing runs</h2>{_list(inp.missing)}
+<h2>Provenance</h2>{provenance.to_html(index=False)}
+<p>Generated {time.strftime("%Y-%m-%d %H:%M %Z")} by <code>{html.escape(inp.command)}</code> from the stored runs
+below (results/index.csv and each run's episodes.csv).</p>
+<h2>Runs</h2>{runs.to_html(index=False)}
+</body></html>
+"""

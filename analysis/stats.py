@@ -1,0 +1,53 @@
+"""Statistics over seeds. Seeded and reproducible: the same inputs give the same intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+N_RESAMPLES = 10_000
+CONFIDENCE = 0.95
+ALPHA = 0.05
+VERDICT_TEST = (f"Welch's two-sample t-test on per-seed final returns (ours vs SB3), two-sided, "
+                f"alpha = {ALPHA}: 'better'/'worse' if significant in that direction, else 'within'")
+
+
+def bootstrap_ci(values: np.ndarray, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean over seeds (10,000 resamples); NaNs with fewer than 2 values."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    res = stats.bootstrap((values,), np.mean, n_resamples=N_RESAMPLES, confidence_level=confidence,
+                          method="percentile", rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def bootstrap_band(matrix: np.ndarray, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile-bootstrap CI of the mean across rows (seeds) for each column (step)."""
+    matrix = np.asarray(matrix, dtype=float)
+    n = matrix.shape[0]
+    if n < 2:
+        return matrix[0].copy(), matrix[0].copy()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(2000, n))
+    means = np.nanmean(matrix[idx], axis=1)  # (resamples, steps)
+    tail = (1 - confidence) / 2 * 100
+    return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
+
+
+def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:
+    """Ours against SB3 (see VERDICT_TEST). Returns (verdict, p-value)."""
+    ours = np.asarray(ours, dtype=float)
+    theirs = np.asarray(theirs, dtype=float)
+    if len(ours) < 2 or len(theirs) < 2:
+        return "n/a", float("nan")
+    if np.var(ours) == 0 and np.var(theirs) == 0:
+        diff = ours.mean() - theirs.mean()
+        return ("within" if diff == 0 else "better" if diff > 0 else "worse"), (1.0 if diff == 0 else 0.0)
+    p = float(stats.ttest_ind(ours, theirs, equal_var=False).pvalue)
+    if p >= alpha:
+        return "within", p
+    return ("better" if ours.mean() > theirs.mean() else "worse"), p

@@ -1,0 +1,72 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from experiments.registry import ALGOS
+from experiments.runner import make_spec
+from replications.core.config import CONFIG_DIR, build_config, load_paper_config, parse_overrides, resolve
+from replications.core.errors import UserError
+from replications.ppo import PPOConfig
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_every_hyperparameter_is_in_the_yaml_with_a_source(algo):
+    paper = load_paper_config(algo)
+    fields = {f.name for f in dataclasses.fields(ALGOS[algo].config_cls)}
+    assert set(paper.values) == fields
+    assert all(len(src) > 5 for src in paper.sources.values())
+    assert paper.deviations and paper.paper and paper.scoring["source"]
+
+
+def test_ppo_values_are_the_papers_table_3():
+    cfg = resolve(load_paper_config("ppo"), PPOConfig, "Hopper-v5", {})
+    assert (cfg.horizon, cfg.learning_rate, cfg.epochs, cfg.minibatch_size) == (2048, 3e-4, 10, 64)
+    assert (cfg.gamma, cfg.gae_lambda, cfg.clip_range, cfg.hidden_sizes) == (0.99, 0.95, 0.2, (64, 64))
+    assert cfg.entropy_coef == 0.0 and cfg.activation == "tanh"
+
+
+def test_overrides_are_parsed_as_json_and_validated():
+    o = parse_overrides(["learning_rate=1e-3", "hidden_sizes=[32,32]", "activation=relu", "clip_value_loss=false"])
+    assert o == {"learning_rate": 1e-3, "hidden_sizes": [32, 32], "activation": "relu", "clip_value_loss": False}
+    cfg = resolve(load_paper_config("ppo"), PPOConfig, "CartPole-v1", o)
+    assert cfg.hidden_sizes == (32, 32) and cfg.learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"lr": 1.0}, "unknown ppo hyperparameter 'lr'; allowed: horizon"),
+    ({"horizon": "big"}, "ppo hyperparameter 'horizon' = 'big': expected int"),
+    ({"horizon": 2048.5}, "ppo hyperparameter 'horizon' = 2048.5: expected int"),
+    ({"activation": "sigmoid"}, "ppo hyperparameter 'activation' = 'sigmoid'"),
+    ({"clip_value_loss": "yes"}, "ppo hyperparameter 'clip_value_loss' = 'yes': expected bool"),
+])
+def test_bad_hyperparameters_are_one_line_errors(override, message):
+    with pytest.raises(UserError) as err:
+        resolve(load_paper_config("ppo"), PPOConfig, "CartPole-v1", override)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_hyperparameter_is_an_error():
+    values = dict(load_paper_config("ppo").values)
+    values.pop("gamma")
+    with pytest.raises(UserError, match="missing hyperparameters \\['gamma'\\]"):
+        build_config(PPOConfig, values, "ppo")
+
+
+def test_unknown_config_file_keys_are_errors(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "ppo.yaml").read_text())
+    raw["hyperparmeters"] = {}
+    path = tmp_path / "ppo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError, match="unknown keys \\['hyperparmeters'\\]"):
+        load_paper_config("ppo", path)
+
+
+def test_run_identity_changes_with_config_and_seed_only():
+    a = make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "quick", {})
+    assert a.run_id == make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "custom", {}).run_id
+    assert a.run_id != make_spec("ppo", "ours", "CartPole-v1", 1, 1000, "quick", {}).run_id
+    assert a.config_id == make_spec("ppo", "ours", "CartPole-v1", 1, 1000, "quick", {}).config_id
+    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "quick", {"gamma": 0.9}).config_id
+    assert a.config_id != make_spec("ppo", "sb3", "CartPole-v1", 0, 1000, "quick", {}).config_id
+    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 2000, "quick", {}).config_id
