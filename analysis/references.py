@@ -27,8 +27,9 @@ def paper_values(selection: dict[str, Any], table: pd.DataFrame | None = None) -
     """env base name -> {value, source, table_or_figure, metric, how_read, env_version} for the rows that
     ``selection`` (a config's ``reference`` block: algo and source prefix) picks; first match per env."""
     table = load_references() if table is None else table
-    rows = table[(table.algo == selection.get("algo")) &
-                 table.source.str.startswith(selection.get("source_startswith", ""))]
+    rows = table[
+        (table.algo == selection.get("algo")) & table.source.str.startswith(selection.get("source_startswith", ""))
+    ]
     out: dict[str, dict[str, Any]] = {}
     for row in rows.to_dict("records"):
         out.setdefault(row["env"], row)

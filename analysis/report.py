@@ -25,8 +25,18 @@ from analysis.references import env_base  # noqa: E402
 from analysis.scoring import learning_curve  # noqa: E402
 from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
 
-SUMMARY_COLUMNS = ["algo", "env", "impl", "n_seeds", "steps", "final_return_mean", "ci_low", "ci_high",
-                   "paper_value", "verdict"]
+SUMMARY_COLUMNS = [
+    "algo",
+    "env",
+    "impl",
+    "n_seeds",
+    "steps",
+    "final_return_mean",
+    "ci_low",
+    "ci_high",
+    "paper_value",
+    "verdict",
+]
 IMPL_COLORS = {"ours": "tab:blue", "sb3": "tab:orange"}
 CURVE_WINDOW = 10
 
@@ -52,8 +62,10 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
     rows = []
     for env in inp.envs:
         env_runs = inp.runs[inp.runs.env == env]
-        scores = {impl: env_runs[env_runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
-                  for impl in ("ours", "sb3")}
+        scores = {
+            impl: env_runs[env_runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
+            for impl in ("ours", "sb3")
+        }
         ref = inp.references.get(env_base(env))
         for impl in ("ours", "sb3"):
             s = scores[impl]
@@ -61,11 +73,21 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
                 continue
             lo, hi = bootstrap_ci(s, seed=0)
             v, p = verdict(s, scores["sb3"]) if impl == "ours" else ("n/a", float("nan"))
-            rows.append({"algo": inp.algo, "env": env, "impl": impl, "n_seeds": len(s),
-                         "steps": int(env_runs[env_runs.impl == impl].steps.max()),
-                         "final_return_mean": float(np.mean(s)), "ci_low": lo, "ci_high": hi,
-                         "paper_value": float(ref["value"]) if ref else float("nan"), "verdict": v,
-                         "p_value": p})
+            rows.append(
+                {
+                    "algo": inp.algo,
+                    "env": env,
+                    "impl": impl,
+                    "n_seeds": len(s),
+                    "steps": int(env_runs[env_runs.impl == impl].steps.max()),
+                    "final_return_mean": float(np.mean(s)),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "paper_value": float(ref["value"]) if ref else float("nan"),
+                    "verdict": v,
+                    "p_value": p,
+                }
+            )
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
 
 
@@ -78,8 +100,9 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
         paths = env_runs[env_runs.impl == impl].sort_values("seed").path
         if len(paths) == 0:
             continue
-        matrix = np.stack([learning_curve(pd.read_csv(inp.results_root / p / "episodes.csv"), grid, CURVE_WINDOW)
-                           for p in paths])
+        matrix = np.stack(
+            [learning_curve(pd.read_csv(inp.results_root / p / "episodes.csv"), grid, CURVE_WINDOW) for p in paths]
+        )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
             mean = np.nanmean(matrix, axis=0)
@@ -89,8 +112,13 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
         ax.fill_between(grid, lo, hi, color=IMPL_COLORS[impl], alpha=0.25, linewidth=0)
     ref = inp.references.get(env_base(env))
     if ref:
-        ax.axhline(float(ref["value"]), color="k", linestyle="--", linewidth=1,
-                   label=f"paper {ref['table_or_figure']} ({ref['env_version']}, {ref['how_read'].split(' ')[0]})")
+        ax.axhline(
+            float(ref["value"]),
+            color="k",
+            linestyle="--",
+            linewidth=1,
+            label=f"paper {ref['table_or_figure']} ({ref['env_version']}, {ref['how_read'].split(' ')[0]})",
+        )
     ax.set_title(f"{inp.algo.upper()} {env}")
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"training episode return (last {CURVE_WINDOW} episodes)")
@@ -107,7 +135,17 @@ def _fmt(x: Any) -> str:
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
-    cols = ["env", "impl", "n_seeds", "steps", "final_return_mean", "ci_low", "ci_high", "paper_value", "verdict"]
+    cols = [
+        "env",
+        "impl",
+        "n_seeds",
+        "steps",
+        "final_return_mean",
+        "ci_low",
+        "ci_high",
+        "paper_value",
+        "verdict",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in summary[cols].to_dict("records"):
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
@@ -134,9 +172,12 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
             fig.savefig(out_dir / name)
             plt.close(fig)
             images.append(name)
-    md = [f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary)}. Score: {inp.scoring}. "
-          f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.", "",
-          markdown_table(summary)]
+    md = [
+        f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary)}. Score: {inp.scoring}. "
+        f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
+        "",
+        markdown_table(summary),
+    ]
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     (out_dir / "index.html").write_text(_html(inp, summary, images))
     return summary
@@ -151,12 +192,16 @@ def _html(inp: ReportInput, summary: pd.DataFrame, images: list[str]) -> str:
     for c in ("final_return_mean", "ci_low", "ci_high", "paper_value"):
         table[c] = table[c].map(_fmt)
     table["p_value"] = table["p_value"].map(lambda p: "" if np.isnan(p) else f"{p:.3f}")
-    refs = [f"{env}: {r['value']} ({r['source']}, {r['table_or_figure']}, env {r['env_version']}, metric: "
-            f"{r['metric']}; {r['how_read']})" for env, r in inp.references.items()
-            if any(env_base(e) == env for e in inp.envs)]
+    refs = [
+        f"{env}: {r['value']} ({r['source']}, {r['table_or_figure']}, env {r['env_version']}, metric: "
+        f"{r['metric']}; {r['how_read']})"
+        for env, r in inp.references.items()
+        if any(env_base(e) == env for e in inp.envs)
+    ]
     provenance = inp.runs.groupby(["commit", "cpu"], dropna=False).size().reset_index(name="runs")
-    runs = inp.runs[["env", "impl", "seed", "steps", "score", "n_episodes", "sps", "wall_s", "commit", "dirty",
-                     "run_id"]].sort_values(["env", "impl", "seed"])
+    runs = inp.runs[
+        ["env", "impl", "seed", "steps", "score", "n_episodes", "sps", "wall_s", "commit", "dirty", "run_id"]
+    ].sort_values(["env", "impl", "seed"])
     imgs = "".join(f'<figure><img src="{i}" alt="{i}" width="480"></figure>' for i in images)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget})</title>

@@ -8,8 +8,10 @@ from scipy import stats
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05
-VERDICT_TEST = (f"Welch's two-sample t-test on per-seed final returns (ours vs SB3), two-sided, "
-                f"alpha = {ALPHA}: 'better'/'worse' if significant in that direction, else 'within'")
+VERDICT_TEST = (
+    f"Welch's two-sample t-test on per-seed final returns (ours vs SB3), two-sided, "
+    f"alpha = {ALPHA}: 'better'/'worse' if significant in that direction, else 'within'"
+)
 
 
 def bootstrap_ci(values: np.ndarray, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -20,8 +22,14 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, confidence: float = CONFIDEN
         return float("nan"), float("nan")
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
-    res = stats.bootstrap((values,), np.mean, n_resamples=N_RESAMPLES, confidence_level=confidence,
-                          method="percentile", rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=N_RESAMPLES,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 

@@ -45,8 +45,11 @@ def _train(args: argparse.Namespace) -> int:
         if time.time() - last[0] > 10 or step >= spec.steps:
             last[0] = time.time()
             rate = step / max(time.time() - start, 1e-9)
-            print(f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}: {step:,}/{spec.steps:,} steps "
-                  f"({rate:,.0f} steps/s)", flush=True)
+            print(
+                f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}: {step:,}/{spec.steps:,} steps "
+                f"({rate:,.0f} steps/s)",
+                flush=True,
+            )
 
     row = execute(spec, store, progress)
     print(f"done: score {row['score']:.2f} over the last training episodes; run directory {store.path(spec)}")
@@ -61,13 +64,22 @@ def _replicate(args: argparse.Namespace) -> int:
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
-    specs = plan_grid(args.algo, args.budget, seeds=args.seeds, envs=_csv(args.envs) if args.envs else None,
-                      impls=_csv(args.impl), overrides=parse_overrides(args.set), steps=args.steps)
+    specs = plan_grid(
+        args.algo,
+        args.budget,
+        seeds=args.seeds,
+        envs=_csv(args.envs) if args.envs else None,
+        impls=_csv(args.impl),
+        overrides=parse_overrides(args.set),
+        steps=args.steps,
+    )
     store = ResultsStore(results_root(args.results))
     after = None
     if args.wandb:
+
         def after(spec, row):  # noqa: ANN001
             publish_run(store.path(spec), project=args.wandb_project)
+
     _, failures = run_grid(specs, store, workers=args.workers, after_run=after)
     if not args.no_report:
         from experiments.reporting import write_report
@@ -86,10 +98,16 @@ def _report(args: argparse.Namespace) -> int:
     from experiments.runner import plan_grid, results_root
     from experiments.store import ResultsStore
 
-    specs = plan_grid(args.algo, args.budget, seeds=args.seeds, envs=_csv(args.envs) if args.envs else None,
-                      steps=args.steps)
-    out = write_report(args.algo, args.budget, ResultsStore(results_root(args.results)), Path(args.reports),
-                       specs=specs)
+    specs = plan_grid(
+        args.algo,
+        args.budget,
+        seeds=args.seeds,
+        envs=_csv(args.envs) if args.envs else None,
+        steps=args.steps,
+    )
+    out = write_report(
+        args.algo, args.budget, ResultsStore(results_root(args.results)), Path(args.reports), specs=specs
+    )
     print(f"report: {out / 'index.html'}")
     return 0
 

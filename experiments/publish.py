@@ -47,19 +47,40 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
     progress = pd.read_csv(run_dir / "progress.csv")
     mode = _mode()
     try:
-        run = wandb.init(project=project, name=f"{config['algo']}-{config['impl']}-{config['env']}-s{config['seed']}",
-                         id=config["run_id"], resume="allow", dir=str(WANDB_DIR), mode=mode, reinit="create_new",
-                         config={**config, "provenance": {k: meta.get(k) for k in
-                                                         ("commit", "dirty", "packages", "cpu", "gpu")}},
-                         group=f"{config['algo']}-{config['env']}", job_type=config["impl"])
-        rows = [(int(s), {"episode/return": float(r), "episode/length": int(n)})
-                for s, r, n in episodes[["step", "return", "length"]].itertuples(index=False)]
-        rows += [(int(row["step"]), {f"train/{k}": float(v) for k, v in row.items() if k != "step"})
-                 for row in progress.to_dict("records")]
+        run = wandb.init(
+            project=project,
+            name=f"{config['algo']}-{config['impl']}-{config['env']}-s{config['seed']}",
+            id=config["run_id"],
+            resume="allow",
+            dir=str(WANDB_DIR),
+            mode=mode,
+            reinit="create_new",
+            config={
+                **config,
+                "provenance": {k: meta.get(k) for k in ("commit", "dirty", "packages", "cpu", "gpu")},
+            },
+            group=f"{config['algo']}-{config['env']}",
+            job_type=config["impl"],
+        )
+        rows = [
+            (int(s), {"episode/return": float(r), "episode/length": int(n)})
+            for s, r, n in episodes[["step", "return", "length"]].itertuples(index=False)
+        ]
+        rows += [
+            (int(row["step"]), {f"train/{k}": float(v) for k, v in row.items() if k != "step"})
+            for row in progress.to_dict("records")
+        ]
         for step, values in sorted(rows, key=lambda x: x[0]):
             run.log(values, step=step)
-        run.summary.update({"score": meta.get("score"), "steps": meta.get("steps"), "sps": meta.get("sps"),
-                            "wall_s": meta.get("wall_s"), "n_episodes": meta.get("n_episodes")})
+        run.summary.update(
+            {
+                "score": meta.get("score"),
+                "steps": meta.get("steps"),
+                "sps": meta.get("sps"),
+                "wall_s": meta.get("wall_s"),
+                "n_episodes": meta.get("n_episodes"),
+            }
+        )
         local = Path(run.dir).parent
         _finish(run, mode)
         return local
@@ -75,8 +96,14 @@ def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
     report_dir = Path(report_dir)
     mode = _mode()
     try:
-        run = wandb.init(project=project, name=f"report-{report_dir.name}", job_type="report",
-                         dir=str(WANDB_DIR), mode=mode, reinit="create_new")
+        run = wandb.init(
+            project=project,
+            name=f"report-{report_dir.name}",
+            job_type="report",
+            dir=str(WANDB_DIR),
+            mode=mode,
+            reinit="create_new",
+        )
         summary = pd.read_csv(report_dir / "summary.csv")
         run.log({"summary": wandb.Table(dataframe=summary)})
         for png in sorted(report_dir.glob("*.png")):
@@ -104,8 +131,8 @@ def _records(path: Path):
         if _BLOCK - pos % _BLOCK < _HEADER:  # the rest of a block too small for a header is padding
             pos += _BLOCK - pos % _BLOCK
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
-        chunk = data[pos + _HEADER:pos + _HEADER + length]
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == _FULL:
             yield chunk
@@ -130,11 +157,13 @@ def read_offline_run(wandb_run_dir: Path) -> dict[str, Any]:
         record.ParseFromString(raw)
         kind = record.WhichOneof("record_type")
         if kind == "history":
-            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                                   for item in record.history.item})
+            out["history"].append(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+            )
         elif kind == "summary":
-            out["summary"].update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                                   for item in record.summary.update})
+            out["summary"].update(
+                {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update}
+            )
         elif kind == "config":
             out["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
         elif kind == "run":

@@ -27,8 +27,12 @@ class AlgoEntry:
 
 
 ALGOS: dict[str, AlgoEntry] = {
-    "ppo": AlgoEntry("ppo", ppo.PPOConfig, {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
-                     {"sb3": sb3_adapters.ppo_settings}),
+    "ppo": AlgoEntry(
+        "ppo",
+        ppo.PPOConfig,
+        {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
+        {"sb3": sb3_adapters.ppo_settings},
+    ),
 }
 IMPLS = ("ours", "sb3")
 

@@ -21,8 +21,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
     index = store.read_index()
     wanted = {s.run_id for s in specs}
     runs = index[index.run_id.isin(wanted)].copy()
-    missing = [f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps)" for s in specs
-               if s.run_id not in set(runs.run_id)]
+    missing = [f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps)" for s in specs if s.run_id not in set(runs.run_id)]
     differences: list[str] = []
     for path in runs[runs.impl == "sb3"].path:
         for d in json.loads((store.root / path / "meta.json").read_text()).get("sb3_differences", []):
@@ -30,14 +29,20 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
     inp = ReportInput(
-        algo=algo, budget=budget, paper=paper.paper,
-        scoring=f"{paper.scoring.get('description', paper.scoring.get('metric'))} "
-                f"[{paper.scoring.get('source', '')}]",
-        envs=envs, runs=runs, results_root=store.root,
+        algo=algo,
+        budget=budget,
+        paper=paper.paper,
+        scoring=f"{paper.scoring.get('description', paper.scoring.get('metric'))} [{paper.scoring.get('source', '')}]",
+        envs=envs,
+        runs=runs,
+        results_root=store.root,
         references=paper_values(paper.reference) if budget == "paper" else {},
-        reference_note=paper.reference.get("note", "") if budget == "paper" else
-        "No paper reports numbers for this budget; it is a cross-check of ours against SB3 only.",
-        deviations=paper.deviations, sb3_differences=differences, missing=missing,
+        reference_note=paper.reference.get("note", "")
+        if budget == "paper"
+        else "No paper reports numbers for this budget; it is a cross-check of ours against SB3 only.",
+        deviations=paper.deviations,
+        sb3_differences=differences,
+        missing=missing,
         command=f"rlrepro report {algo} --budget {budget}",
     )
     out = report_dir(reports_root, algo, budget)

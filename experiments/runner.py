@@ -28,8 +28,7 @@ from replications.core.errors import UserError
 from replications.core.logging import RunLogger
 
 
-def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str,
-              overrides: dict[str, Any]) -> RunSpec:
+def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str, overrides: dict[str, Any]) -> RunSpec:
     entry = get_algo(algo)
     check_impls(entry, [impl])
     check_env_id(env)
@@ -40,9 +39,16 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
     return RunSpec(algo, impl, env, seed, steps, budget, asdict(cfg), settings)
 
 
-def plan_grid(algo: str, budget: str, *, seeds: int | None = None, envs: list[str] | None = None,
-              impls: list[str] | None = None, overrides: dict[str, Any] | None = None,
-              steps: int | None = None) -> list[RunSpec]:
+def plan_grid(
+    algo: str,
+    budget: str,
+    *,
+    seeds: int | None = None,
+    envs: list[str] | None = None,
+    impls: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+) -> list[RunSpec]:
     """The paper's grid for ``budget`` (envs x impls x seeds), optionally narrowed or re-budgeted."""
     entry = get_algo(algo)
     plan = load_paper_config(algo).budget(budget)
@@ -50,14 +56,20 @@ def plan_grid(algo: str, budget: str, *, seeds: int | None = None, envs: list[st
     for env in envs or []:
         check_env_id(env)
         if env not in plan.steps and steps is None:
-            raise UserError(f"env '{env}' is not in the {algo} '{budget}' grid and no --steps was given; "
-                            f"grid envs: {', '.join(plan.steps)}")
+            raise UserError(
+                f"env '{env}' is not in the {algo} '{budget}' grid and no --steps was given; "
+                f"grid envs: {', '.join(plan.steps)}"
+            )
     env_steps = {env: steps or plan.steps.get(env, 0) for env in (envs or plan.steps)}
     n_seeds = seeds if seeds is not None else plan.seeds
     if n_seeds <= 0:
         raise UserError(f"--seeds must be a positive integer, got {n_seeds}")
-    return [make_spec(algo, impl, env, seed, env_steps[env], budget, overrides or {})
-            for env in env_steps for impl in impls for seed in range(n_seeds)]
+    return [
+        make_spec(algo, impl, env, seed, env_steps[env], budget, overrides or {})
+        for env in env_steps
+        for impl in impls
+        for seed in range(n_seeds)
+    ]
 
 
 def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int], None] | None = None) -> dict:
@@ -107,8 +119,12 @@ class _Progress:
         if self.tty:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[info]}"))
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+            )
             self._task = self._bar.add_task("runs", total=self.total_steps, info="")
             self._bar.start()
 
@@ -117,9 +133,11 @@ class _Progress:
         elapsed = time.time() - self.start
         sps = done_steps / max(elapsed, 1e-9)
         eta = (self.total_steps - done_steps) / sps if sps > 0 else float("inf")
-        return (f"[{self.done}/{self.n_runs} runs] {done_steps:,}/{self.total_steps:,} steps | "
-                f"{sps:,.0f} steps/s | elapsed {_fmt_time(elapsed)} | ETA "
-                f"{_fmt_time(eta) if eta != float('inf') else '?'}")
+        return (
+            f"[{self.done}/{self.n_runs} runs] {done_steps:,}/{self.total_steps:,} steps | "
+            f"{sps:,.0f} steps/s | elapsed {_fmt_time(elapsed)} | ETA "
+            f"{_fmt_time(eta) if eta != float('inf') else '?'}"
+        )
 
     def update(self, run_id: str, step: int) -> None:
         self.steps[run_id] = step
@@ -139,8 +157,12 @@ class _Progress:
 
     def _refresh(self, force: bool = False) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=sum(self.steps.values()),
-                             description=f"{self.done}/{self.n_runs} runs", info=self.line().split("| ", 1)[1])
+            self._bar.update(
+                self._task,
+                completed=sum(self.steps.values()),
+                description=f"{self.done}/{self.n_runs} runs",
+                info=self.line().split("| ", 1)[1],
+            )
         elif force or time.time() - self.last_print > self.interval:
             self.last_print = time.time()
             print(self.line(), flush=True)
@@ -150,13 +172,20 @@ class _Progress:
             self._bar.stop()
 
 
-def run_grid(specs: list[RunSpec], store: ResultsStore, workers: int = 1,
-             after_run: Callable[[RunSpec, dict], None] | None = None) -> tuple[int, list[str]]:
+def run_grid(
+    specs: list[RunSpec],
+    store: ResultsStore,
+    workers: int = 1,
+    after_run: Callable[[RunSpec, dict], None] | None = None,
+) -> tuple[int, list[str]]:
     """Run the specs not yet complete; returns (number run, failure messages). Never stops on one failure."""
     store.read_index()  # a corrupt index is reported before any work starts
     pending = [s for s in specs if not store.is_complete(s)]
-    print(f"{len(specs)} runs in the grid: {len(specs) - len(pending)} already complete (skipped), "
-          f"{len(pending)} to run with {workers} worker(s)", flush=True)
+    print(
+        f"{len(specs)} runs in the grid: {len(specs) - len(pending)} already complete (skipped), "
+        f"{len(pending)} to run with {workers} worker(s)",
+        flush=True,
+    )
     if not pending:
         return 0, []
     progress = _Progress(pending)
@@ -184,8 +213,10 @@ def run_grid(specs: list[RunSpec], store: ResultsStore, workers: int = 1,
                         failures.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
                         progress.finish_run(spec, f"FAILED {name}: {exc}")
                         continue
-                    progress.finish_run(spec, f"done {name}: score {row['score']:.1f} "
-                                              f"({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)")
+                    progress.finish_run(
+                        spec,
+                        f"done {name}: score {row['score']:.1f} ({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)",
+                    )
                     if after_run is not None:
                         after_run(spec, row)
     progress.close()

@@ -57,8 +57,13 @@ def ppo_settings(cfg: PPOConfig) -> dict[str, Any]:
 class EpisodeRecorder(BaseCallback):
     """Writes SB3's finished training episodes and per-iteration statistics to our RunLogger."""
 
-    STATS = {"train/policy_gradient_loss": "policy_loss", "train/value_loss": "value_loss",
-             "train/approx_kl": "approx_kl", "train/learning_rate": "lr", "train/clip_fraction": "clip_fraction"}
+    STATS = {
+        "train/policy_gradient_loss": "policy_loss",
+        "train/value_loss": "value_loss",
+        "train/approx_kl": "approx_kl",
+        "train/learning_rate": "lr",
+        "train/clip_fraction": "clip_fraction",
+    }
 
     def __init__(self, logger: RunLogger):
         super().__init__()
@@ -85,13 +90,27 @@ class EpisodeRecorder(BaseCallback):
         self._log_iteration()
 
 
-def make_sb3_env(env_id: str, seed: int, normalize_obs: bool, normalize_reward: bool, gamma: float,
-                 clip_obs: float, clip_reward: float) -> VecEnv:
+def make_sb3_env(
+    env_id: str,
+    seed: int,
+    normalize_obs: bool,
+    normalize_reward: bool,
+    gamma: float,
+    clip_obs: float,
+    clip_reward: float,
+) -> VecEnv:
     venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
     venv.seed(seed)
     if normalize_obs or normalize_reward:
-        venv = VecNormalize(venv, norm_obs=normalize_obs, norm_reward=normalize_reward, clip_obs=clip_obs,
-                            clip_reward=clip_reward, gamma=gamma, epsilon=1e-8)
+        venv = VecNormalize(
+            venv,
+            norm_obs=normalize_obs,
+            norm_reward=normalize_reward,
+            clip_obs=clip_obs,
+            clip_reward=clip_reward,
+            gamma=gamma,
+            epsilon=1e-8,
+        )
     return venv
 
 
@@ -99,20 +118,29 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
     """SB3 ``PPO`` arguments equal to our config, and the differences SB3 cannot remove."""
     kwargs = dict(
         learning_rate=LinearSchedule(cfg.learning_rate, cfg.anneal_learning_rate),
-        n_steps=cfg.horizon, batch_size=cfg.minibatch_size, n_epochs=cfg.epochs, gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
+        n_steps=cfg.horizon,
+        batch_size=cfg.minibatch_size,
+        n_epochs=cfg.epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
         clip_range_vf=cfg.clip_range if cfg.clip_value_loss else None,
-        normalize_advantage=cfg.normalize_advantages, ent_coef=cfg.entropy_coef,
+        normalize_advantage=cfg.normalize_advantages,
+        ent_coef=cfg.entropy_coef,
         # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight.
-        vf_coef=cfg.value_coef * 0.5, max_grad_norm=cfg.max_grad_norm,
-        policy_kwargs=dict(net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)),
-                           activation_fn=ACTIVATIONS[cfg.activation], log_std_init=cfg.init_log_std,
-                           ortho_init=cfg.orthogonal_init, optimizer_kwargs=dict(eps=cfg.adam_eps)),
+        vf_coef=cfg.value_coef * 0.5,
+        max_grad_norm=cfg.max_grad_norm,
+        policy_kwargs=dict(
+            net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)),
+            activation_fn=ACTIVATIONS[cfg.activation],
+            log_std_init=cfg.init_log_std,
+            ortho_init=cfg.orthogonal_init,
+            optimizer_kwargs=dict(eps=cfg.adam_eps),
+        ),
     )
     differences = [
         "vf_coef = 0.5 * value_coef because SB3's value loss is MSE, ours 0.5 * MSE (same gradient).",
-        "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one "
-        "iteration apart.",
+        "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one iteration apart.",
         "Normalisation by SB3's VecNormalize (same running mean/var formulas, epsilon 1e-8).",
     ]
     if cfg.clip_value_loss:
@@ -126,14 +154,25 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
 
 def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     seed_everything(seed)
-    venv = make_sb3_env(env_id, seed, cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma,
-                        cfg.clip_observations, cfg.clip_rewards)
+    venv = make_sb3_env(
+        env_id,
+        seed,
+        cfg.normalize_observations,
+        cfg.normalize_rewards,
+        cfg.gamma,
+        cfg.clip_observations,
+        cfg.clip_rewards,
+    )
     kwargs, differences = ppo_kwargs(cfg)
     model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
     norm: dict[str, np.ndarray] = {}
     if isinstance(venv, VecNormalize):
-        norm = {"obs_mean": venv.obs_rms.mean, "obs_var": venv.obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
+        norm = {
+            "obs_mean": venv.obs_rms.mean,
+            "obs_var": venv.obs_rms.var,
+            "ret_var": np.asarray(venv.ret_rms.var),
+        }
     venv.close()
     return {"steps": int(model.num_timesteps), "normalization": norm, "sb3_differences": differences}

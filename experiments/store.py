@@ -38,8 +38,25 @@ from filelock import FileLock
 
 from replications.core.errors import UserError
 
-INDEX_COLUMNS = ["run_id", "config_id", "algo", "impl", "env", "seed", "steps", "budget", "score",
-                 "n_episodes", "wall_s", "sps", "commit", "dirty", "cpu", "finished_at", "path"]
+INDEX_COLUMNS = [
+    "run_id",
+    "config_id",
+    "algo",
+    "impl",
+    "env",
+    "seed",
+    "steps",
+    "budget",
+    "score",
+    "n_episodes",
+    "wall_s",
+    "sps",
+    "commit",
+    "dirty",
+    "cpu",
+    "finished_at",
+    "path",
+]
 PACKAGES = ["torch", "stable-baselines3", "sb3-contrib", "gymnasium", "mujoco", "numpy", "pandas", "scipy"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,8 +81,16 @@ class RunSpec:
 
     @property
     def config_id(self) -> str:
-        return _hash({"algo": self.algo, "impl": self.impl, "env": self.env, "steps": self.steps,
-                      "hyperparameters": self.hyperparameters, "impl_settings": self.impl_settings})
+        return _hash(
+            {
+                "algo": self.algo,
+                "impl": self.impl,
+                "env": self.env,
+                "steps": self.steps,
+                "hyperparameters": self.hyperparameters,
+                "impl_settings": self.impl_settings,
+            }
+        )
 
     @property
     def run_id(self) -> str:
@@ -91,8 +116,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -153,16 +177,23 @@ class ResultsStore:
 
     def begin(self, spec: RunSpec) -> Path:
         """Create a fresh directory for ``spec`` (an unfinished earlier attempt is discarded)."""
+        self.read_index()  # a corrupt index stops the run before any work, not after it
         path = self.path(spec)
         if self.is_complete(spec):
             raise RuntimeError(f"run {spec.run_id} is already complete at {path}")
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
-        write_atomic(path / "config.json", json.dumps({**asdict(spec), "config_id": spec.config_id,
-                                                        "run_id": spec.run_id}, indent=2))
-        meta = {"status": "running", "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "seed": spec.seed, **provenance()}
+        write_atomic(
+            path / "config.json",
+            json.dumps({**asdict(spec), "config_id": spec.config_id, "run_id": spec.run_id}, indent=2),
+        )
+        meta = {
+            "status": "running",
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seed": spec.seed,
+            **provenance(),
+        }
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
         return path
 
@@ -171,23 +202,45 @@ class ResultsStore:
         meta.update(status="failed", error=error, ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_atomic(self.path(spec) / "meta.json", json.dumps(meta, indent=2))
 
-    def complete(self, spec: RunSpec, facts: dict[str, Any], wall_s: float, score: float,
-                 n_episodes: int) -> dict[str, Any]:
+    def complete(
+        self, spec: RunSpec, facts: dict[str, Any], wall_s: float, score: float, n_episodes: int
+    ) -> dict[str, Any]:
         path = self.path(spec)
         norm = facts.get("normalization") or {}
         if norm:
             np.savez(path / "normalization.npz", **norm)
         meta = self.meta(spec) or {}
         steps = int(facts["steps"])
-        meta.update(status="complete", ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_s=round(wall_s, 2),
-                    steps=steps, sps=round(steps / max(wall_s, 1e-9), 1), score=score, n_episodes=n_episodes,
-                    sb3_differences=facts.get("sb3_differences", []))
+        meta.update(
+            status="complete",
+            ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            wall_s=round(wall_s, 2),
+            steps=steps,
+            sps=round(steps / max(wall_s, 1e-9), 1),
+            score=score,
+            n_episodes=n_episodes,
+            sb3_differences=facts.get("sb3_differences", []),
+        )
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
-        row = {"run_id": spec.run_id, "config_id": spec.config_id, "algo": spec.algo, "impl": spec.impl,
-               "env": spec.env, "seed": spec.seed, "steps": steps, "budget": spec.budget, "score": score,
-               "n_episodes": n_episodes, "wall_s": meta["wall_s"], "sps": meta["sps"],
-               "commit": meta.get("commit"), "dirty": meta.get("dirty"), "cpu": meta.get("cpu"),
-               "finished_at": meta["ended_at"], "path": spec.relpath()}
+        row = {
+            "run_id": spec.run_id,
+            "config_id": spec.config_id,
+            "algo": spec.algo,
+            "impl": spec.impl,
+            "env": spec.env,
+            "seed": spec.seed,
+            "steps": steps,
+            "budget": spec.budget,
+            "score": score,
+            "n_episodes": n_episodes,
+            "wall_s": meta["wall_s"],
+            "sps": meta["sps"],
+            "commit": meta.get("commit"),
+            "dirty": meta.get("dirty"),
+            "cpu": meta.get("cpu"),
+            "finished_at": meta["ended_at"],
+            "path": spec.relpath(),
+        }
         self._add_rows([row])
         return row
 
@@ -198,12 +251,16 @@ class ResultsStore:
         try:
             df = pd.read_csv(self.index_path)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise UserError(f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "
-                            f"nothing was changed; rebuild it with 'rlrepro index --rebuild'") from exc
+            raise UserError(
+                f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "
+                f"nothing was changed; rebuild it with 'rlrepro index --rebuild'"
+            ) from exc
         missing = [c for c in INDEX_COLUMNS if c not in df.columns]
         if missing:
-            raise UserError(f"results index {self.index_path} is corrupt (missing columns {missing}); nothing "
-                            f"was changed; rebuild it with 'rlrepro index --rebuild'")
+            raise UserError(
+                f"results index {self.index_path} is corrupt (missing columns {missing}); nothing "
+                f"was changed; rebuild it with 'rlrepro index --rebuild'"
+            )
         return df
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
@@ -226,12 +283,27 @@ class ResultsStore:
                 continue
             if meta.get("status") != "complete":
                 continue
-            rows.append({"run_id": cfg["run_id"], "config_id": cfg["config_id"], "algo": cfg["algo"],
-                         "impl": cfg["impl"], "env": cfg["env"], "seed": cfg["seed"], "steps": meta["steps"],
-                         "budget": cfg["budget"], "score": meta["score"], "n_episodes": meta["n_episodes"],
-                         "wall_s": meta["wall_s"], "sps": meta["sps"], "commit": meta.get("commit"),
-                         "dirty": meta.get("dirty"), "cpu": meta.get("cpu"), "finished_at": meta["ended_at"],
-                         "path": str(meta_path.parent.relative_to(self.root))})
+            rows.append(
+                {
+                    "run_id": cfg["run_id"],
+                    "config_id": cfg["config_id"],
+                    "algo": cfg["algo"],
+                    "impl": cfg["impl"],
+                    "env": cfg["env"],
+                    "seed": cfg["seed"],
+                    "steps": meta["steps"],
+                    "budget": cfg["budget"],
+                    "score": meta["score"],
+                    "n_episodes": meta["n_episodes"],
+                    "wall_s": meta["wall_s"],
+                    "sps": meta["sps"],
+                    "commit": meta.get("commit"),
+                    "dirty": meta.get("dirty"),
+                    "cpu": meta.get("cpu"),
+                    "finished_at": meta["ended_at"],
+                    "path": str(meta_path.parent.relative_to(self.root)),
+                }
+            )
         with self._lock:
             df = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values(["algo", "env", "impl", "seed", "run_id"])
             write_atomic(self.index_path, df.to_csv(index=False))

@@ -76,16 +76,18 @@ class PPOConfig:
     clip_rewards: float
 
 
-def clipped_surrogate_loss(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
-                           clip_range: float) -> torch.Tensor:
+def clipped_surrogate_loss(
+    log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor, clip_range: float
+) -> torch.Tensor:
     """-L^CLIP, eq. (7): the negated mean of min(r A, clip(r, 1-eps, 1+eps) A)."""
     ratio = torch.exp(log_probs - old_log_probs)
     clipped = torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
     return -torch.min(ratio * advantages, clipped * advantages).mean()
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-               clip_range: float | None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_range: float | None
+) -> torch.Tensor:
     """L^VF: 0.5 (V - R)^2, or the reference code's clipped form 0.5 max((V - R)^2, (V_clip - R)^2)."""
     squared = (values - returns).pow(2)
     if clip_range is not None:
@@ -134,17 +136,46 @@ def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: 
 def train(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed; episodes and per-iteration statistics go to ``logger``. Returns run facts."""
     generator = seed_everything(seed)
-    env = make_env(env_id, seed, Normalization(cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma,
-                                               cfg.clip_observations, cfg.clip_rewards))
-    policy = make_policy(env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation,
-                         cfg.init_log_std, cfg.orthogonal_init)
-    value_fn = make_value_function(env.observation_space, cfg.hidden_sizes, cfg.activation,
-                                   cfg.orthogonal_init)
-    steps = run_on_policy(env, policy, value_fn, total_steps=total_steps, horizon=cfg.horizon,
-                          gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
-                          update=make_update(cfg, policy, value_fn, generator), logger=logger,
-                          generator=generator, seed=seed)
-    torch.save({"policy": policy.state_dict(), "value": value_fn.state_dict(),
-                "normalization": normalization_state(env)}, logger.run_dir / "model.pt")
+    env = make_env(
+        env_id,
+        seed,
+        Normalization(
+            cfg.normalize_observations,
+            cfg.normalize_rewards,
+            cfg.gamma,
+            cfg.clip_observations,
+            cfg.clip_rewards,
+        ),
+    )
+    policy = make_policy(
+        env.observation_space,
+        env.action_space,
+        cfg.hidden_sizes,
+        cfg.activation,
+        cfg.init_log_std,
+        cfg.orthogonal_init,
+    )
+    value_fn = make_value_function(env.observation_space, cfg.hidden_sizes, cfg.activation, cfg.orthogonal_init)
+    steps = run_on_policy(
+        env,
+        policy,
+        value_fn,
+        total_steps=total_steps,
+        horizon=cfg.horizon,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        update=make_update(cfg, policy, value_fn, generator),
+        logger=logger,
+        generator=generator,
+        seed=seed,
+    )
+    torch.save(
+        {
+            "policy": policy.state_dict(),
+            "value": value_fn.state_dict(),
+            "normalization": normalization_state(env),
+        },
+        logger.run_dir / "model.pt",
+    )
     env.close()
     return {"steps": steps, "normalization": normalization_state(env)}

@@ -37,6 +37,5 @@ def test_gae_limits_are_td0_and_monte_carlo(lam):
     if lam == 0.0:
         np.testing.assert_allclose(adv, r + 0.99 * nv - v)
     else:  # discounted return to the end plus bootstrap, minus V
-        disc = np.array([sum(0.99 ** (k - t) * r[k] for k in range(t, 6)) + 0.99 ** (6 - t) * nv[-1]
-                         for t in range(6)])
+        disc = np.array([sum(0.99 ** (k - t) * r[k] for k in range(t, 6)) + 0.99 ** (6 - t) * nv[-1] for t in range(6)])
         np.testing.assert_allclose(adv, disc - v, rtol=1e-10)

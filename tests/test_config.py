@@ -28,18 +28,26 @@ def test_ppo_values_are_the_papers_table_3():
 
 def test_overrides_are_parsed_as_json_and_validated():
     o = parse_overrides(["learning_rate=1e-3", "hidden_sizes=[32,32]", "activation=relu", "clip_value_loss=false"])
-    assert o == {"learning_rate": 1e-3, "hidden_sizes": [32, 32], "activation": "relu", "clip_value_loss": False}
+    assert o == {
+        "learning_rate": 1e-3,
+        "hidden_sizes": [32, 32],
+        "activation": "relu",
+        "clip_value_loss": False,
+    }
     cfg = resolve(load_paper_config("ppo"), PPOConfig, "CartPole-v1", o)
     assert cfg.hidden_sizes == (32, 32) and cfg.learning_rate == 1e-3
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"lr": 1.0}, "unknown ppo hyperparameter 'lr'; allowed: horizon"),
-    ({"horizon": "big"}, "ppo hyperparameter 'horizon' = 'big': expected int"),
-    ({"horizon": 2048.5}, "ppo hyperparameter 'horizon' = 2048.5: expected int"),
-    ({"activation": "sigmoid"}, "ppo hyperparameter 'activation' = 'sigmoid'"),
-    ({"clip_value_loss": "yes"}, "ppo hyperparameter 'clip_value_loss' = 'yes': expected bool"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"lr": 1.0}, "unknown ppo hyperparameter 'lr'; allowed: horizon"),
+        ({"horizon": "big"}, "ppo hyperparameter 'horizon' = 'big': expected int"),
+        ({"horizon": 2048.5}, "ppo hyperparameter 'horizon' = 2048.5: expected int"),
+        ({"activation": "sigmoid"}, "ppo hyperparameter 'activation' = 'sigmoid'"),
+        ({"clip_value_loss": "yes"}, "ppo hyperparameter 'clip_value_loss' = 'yes': expected bool"),
+    ],
+)
 def test_bad_hyperparameters_are_one_line_errors(override, message):
     with pytest.raises(UserError) as err:
         resolve(load_paper_config("ppo"), PPOConfig, "CartPole-v1", override)

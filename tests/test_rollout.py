@@ -37,8 +37,9 @@ def _collector(env, horizon):
     value_fn = nn.Sequential(value, nn.Flatten(0))
     policy = make_policy(env.observation_space, env.action_space, (4,), "tanh", 0.0)
     episodes = []
-    col = RolloutCollector(env, policy, value_fn, horizon, torch.Generator().manual_seed(0), 0,
-                           lambda *e: episodes.append(e))
+    col = RolloutCollector(
+        env, policy, value_fn, horizon, torch.Generator().manual_seed(0), 0, lambda *e: episodes.append(e)
+    )
     return col, episodes
 
 

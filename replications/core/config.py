@@ -28,8 +28,16 @@ import yaml
 from replications.core.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-TOP_LEVEL_KEYS = {"algo", "paper", "hyperparameters", "env_overrides", "deviations", "budgets", "scoring",
-                  "reference"}
+TOP_LEVEL_KEYS = {
+    "algo",
+    "paper",
+    "hyperparameters",
+    "env_overrides",
+    "deviations",
+    "budgets",
+    "scoring",
+    "reference",
+}
 
 
 @dataclass(frozen=True)
@@ -78,15 +86,26 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
     if unknown:
         raise UserError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
     values, sources = _values_and_sources(raw["hyperparameters"], f"{path}: hyperparameters")
-    overrides = {env: _values_and_sources(block, f"{path}: env_overrides.{env}")[0]
-                 for env, block in (raw.get("env_overrides") or {}).items()}
+    overrides = {
+        env: _values_and_sources(block, f"{path}: env_overrides.{env}")[0]
+        for env, block in (raw.get("env_overrides") or {}).items()
+    }
     budgets = {
         name: Budget(name, {str(k): int(v) for k, v in b["envs"].items()}, int(b["seeds"]), str(b["source"]))
         for name, b in raw["budgets"].items()
     }
-    return PaperConfig(raw["algo"], raw["paper"], path, values, sources, overrides,
-                       list(raw.get("deviations") or []), budgets, dict(raw.get("scoring") or {}),
-                       dict(raw.get("reference") or {}))
+    return PaperConfig(
+        raw["algo"],
+        raw["paper"],
+        path,
+        values,
+        sources,
+        overrides,
+        list(raw.get("deviations") or []),
+        budgets,
+        dict(raw.get("scoring") or {}),
+        dict(raw.get("reference") or {}),
+    )
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -129,8 +148,9 @@ def build_config(config_cls: type, values: dict[str, Any], what: str) -> Any:
             checked[name] = pydantic.TypeAdapter(hints[name]).validate_python(value, strict=True)
         except pydantic.ValidationError as exc:
             expected = getattr(hints[name], "__name__", None) or str(hints[name]).replace("typing.", "")
-            raise UserError(f"{what} hyperparameter '{name}' = {value!r}: expected {expected} "
-                            f"({exc.errors()[0]['msg']})") from exc
+            raise UserError(
+                f"{what} hyperparameter '{name}' = {value!r}: expected {expected} ({exc.errors()[0]['msg']})"
+            ) from exc
     return config_cls(**checked)
 
 

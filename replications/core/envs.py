@@ -22,11 +22,22 @@ import numpy as np
 from replications.core.errors import UserError
 
 MUJOCO_ENVS = (
-    "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "Swimmer-v5", "Reacher-v5",
-    "InvertedPendulum-v5", "InvertedDoublePendulum-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "Humanoid-v5",
+    "Swimmer-v5",
+    "Reacher-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
 )
 CLASSIC_ENVS = (
-    "CartPole-v1", "Acrobot-v1", "Pendulum-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "CartPole-v1",
+    "Acrobot-v1",
+    "Pendulum-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
 )
 SUPPORTED_ENVS = MUJOCO_ENVS + CLASSIC_ENVS
 
@@ -116,7 +127,12 @@ def normalization_state(env: gym.Env) -> dict[str, np.ndarray]:
         if isinstance(env, Normalize):
             for name, rms in (("obs", env.obs_rms), ("ret", env.ret_rms)):
                 if rms is not None:
-                    state.update({f"{name}_mean": np.asarray(rms.mean), f"{name}_var": np.asarray(rms.var),
-                                  f"{name}_count": np.asarray(rms.count)})
+                    state.update(
+                        {
+                            f"{name}_mean": np.asarray(rms.mean),
+                            f"{name}_var": np.asarray(rms.var),
+                            f"{name}_count": np.asarray(rms.count),
+                        }
+                    )
         env = env.env
     return state

@@ -36,8 +36,12 @@ class RunLogger:
 
     def iteration(self, step: int, **stats: Any) -> None:
         now = time.perf_counter()
-        row = {"step": step, "time": round(now - self.start, 3),
-               "sps": round((step - self._last_step) / max(now - self._last_time, 1e-9), 1), **stats}
+        row = {
+            "step": step,
+            "time": round(now - self.start, 3),
+            "sps": round((step - self._last_step) / max(now - self._last_time, 1e-9), 1),
+            **stats,
+        }
         if self._progress is None:
             self._progress = csv.DictWriter(self._progress_file, fieldnames=list(row))
             self._progress.writeheader()

@@ -46,8 +46,15 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 class GaussianPolicy(nn.Module):
     """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2) with a state-independent log-std parameter."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], activation: str,
-                 init_log_std: float, orthogonal: bool = True):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...],
+        activation: str,
+        init_log_std: float,
+        orthogonal: bool = True,
+    ):
         super().__init__()
         self.mean = mlp([obs_dim, *hidden, act_dim], activation, out_gain=0.01, orthogonal=orthogonal)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
@@ -65,8 +72,7 @@ class GaussianPolicy(nn.Module):
 class CategoricalPolicy(nn.Module):
     """pi(a|s) = softmax(logits_theta(s)) for discrete action spaces."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str,
-                 orthogonal: bool = True):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...], activation: str, orthogonal: bool = True):
         super().__init__()
         self.logits = mlp([obs_dim, *hidden, n_actions], activation, out_gain=0.01, orthogonal=orthogonal)
 
@@ -82,8 +88,14 @@ class CategoricalPolicy(nn.Module):
 Policy = GaussianPolicy | CategoricalPolicy
 
 
-def make_policy(obs_space: gym.Space, act_space: gym.Space, hidden: tuple[int, ...], activation: str,
-                init_log_std: float, orthogonal: bool = True) -> Policy:
+def make_policy(
+    obs_space: gym.Space,
+    act_space: gym.Space,
+    hidden: tuple[int, ...],
+    activation: str,
+    init_log_std: float,
+    orthogonal: bool = True,
+) -> Policy:
     obs_dim = int(obs_space.shape[0])
     if isinstance(act_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, int(act_space.shape[0]), hidden, activation, init_log_std, orthogonal)
@@ -92,8 +104,9 @@ def make_policy(obs_space: gym.Space, act_space: gym.Space, hidden: tuple[int, .
     raise TypeError(f"unsupported action space {act_space}")
 
 
-def make_value_function(obs_space: gym.Space, hidden: tuple[int, ...], activation: str,
-                        orthogonal: bool = True) -> nn.Module:
+def make_value_function(
+    obs_space: gym.Space, hidden: tuple[int, ...], activation: str, orthogonal: bool = True
+) -> nn.Module:
     """V_phi(s): an MLP with a scalar output (output gain 1.0, as the reference code)."""
     net = mlp([int(obs_space.shape[0]), *hidden, 1], activation, out_gain=1.0, orthogonal=orthogonal)
     return nn.Sequential(net, nn.Flatten(0))

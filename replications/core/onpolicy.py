@@ -41,8 +41,15 @@ def run_on_policy(
     n_iterations = math.ceil(total_steps / horizon)
     for iteration in range(n_iterations):
         batch = collector.collect()
-        adv, ret = gae(batch.rewards, batch.values.double().numpy(), batch.next_values,
-                       batch.terminated, batch.dones, gamma, gae_lambda)
+        adv, ret = gae(
+            batch.rewards,
+            batch.values.double().numpy(),
+            batch.next_values,
+            batch.terminated,
+            batch.dones,
+            gamma,
+            gae_lambda,
+        )
         batch.advantages = torch.from_numpy(adv).float()
         batch.returns = torch.from_numpy(ret).float()
         stats = update(batch, iteration, n_iterations)

@@ -40,8 +40,16 @@ EpisodeSink = Callable[[int, float, int], None]
 
 
 class RolloutCollector:
-    def __init__(self, env: gym.Env, policy: Policy, value_fn: nn.Module, horizon: int,
-                 generator: torch.Generator, seed: int, on_episode: EpisodeSink):
+    def __init__(
+        self,
+        env: gym.Env,
+        policy: Policy,
+        value_fn: nn.Module,
+        horizon: int,
+        generator: torch.Generator,
+        seed: int,
+        on_episode: EpisodeSink,
+    ):
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.horizon, self.generator, self.on_episode = horizon, generator, on_episode
         self.continuous = isinstance(env.action_space, gym.spaces.Box)

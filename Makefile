@@ -1,0 +1,48 @@
+# rlrepro: every target sets itself up (a virtual environment with the pinned requirements) on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ALGO ?= ppo
+BUDGET ?= paper
+WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+ARGS ?=
+
+.PHONY: help install test lint replicate replicate-ppo report bench readme clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create $(VENV) with the pinned requirements (torch 2.13.0 CPU)
+
+lint: $(STAMP)  ## ruff and hadolint
+	$(BIN)/ruff check .
+	$(BIN)/hadolint Dockerfile
+
+test: lint  ## the test suite (numeric, learning, CLI end to end); well under 15 minutes on 2 cores
+	$(BIN)/python -m pytest
+
+replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours and SB3), then the report
+	$(BIN)/rlrepro replicate $(ALGO) --budget $(BUDGET) --workers $(WORKERS) $(ARGS)
+
+replicate-ppo: ALGO = ppo
+replicate-ppo: replicate  ## PPO's grid: 7 MuJoCo envs x 3 seeds x 1M steps (BUDGET=quick: classic control)
+
+report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
+	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)
+
+bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, Hopper-v5, same hyperparameters) and their ratio
+	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 20480 --out results/bench/ppo-Hopper-v5.json
+
+readme: $(STAMP)  ## regenerate the README's results tables from reports/*/summary.md
+	$(BIN)/python -m experiments.readme
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,113 @@
+"""The CLI end to end: a tiny replicate through the console script, then bad inputs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.report import SUMMARY_COLUMNS
+
+
+def _run(cmd, *args, cwd=None):
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    exe = Path(sys.executable).parent / "rlrepro"
+    cmd = [str(exe)]
+    args = [
+        "replicate",
+        "ppo",
+        "--budget",
+        "quick",
+        "--envs",
+        "CartPole-v1,Pendulum-v1",
+        "--seeds",
+        "2",
+        "--steps",
+        "2048",
+        "--set",
+        "horizon=512",
+        "--workers",
+        "2",
+        "--results",
+        str(root / "results"),
+        "--reports",
+        str(root / "reports"),
+    ]
+    first = _run(cmd, *args)
+    second = _run(cmd, *args)
+    return root, cmd, args, first, second
+
+
+@pytest.mark.slow
+def test_replicate_runs_the_grid_and_writes_the_report(tiny_grid):
+    root, _, _, first, _ = tiny_grid
+    assert first.returncode == 0, first.stderr
+    assert "8 runs in the grid: 0 already complete (skipped), 8 to run" in first.stdout
+    index = pd.read_csv(root / "results" / "index.csv")
+    assert len(index) == 8 and set(index.impl) == {"ours", "sb3"}
+    report = root / "reports" / "ppo-quick"
+    summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == 4 and (summary.n_seeds == 2).all() and (summary.steps == 2048).all()
+    assert set(summary[summary.impl == "sb3"].verdict) == {"n/a"}
+    assert set(summary[summary.impl == "ours"].verdict) <= {"better", "within", "worse"}
+    assert (summary.ci_low <= summary.final_return_mean).all() and (summary.final_return_mean <= summary.ci_high).all()
+    for env in ("CartPole-v1", "Pendulum-v1"):
+        assert (report / f"curves_{env}.png").stat().st_size > 10_000
+    html = (report / "index.html").read_text()
+    assert "Welch" in html and "curves_CartPole-v1.png" in html and "Deviations from the paper" in html
+
+
+@pytest.mark.slow
+def test_replicate_skips_complete_runs(tiny_grid):
+    _, _, _, _, second = tiny_grid
+    assert second.returncode == 0, second.stderr
+    assert "8 already complete (skipped), 0 to run" in second.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "dqn", "CartPole-v1", "--steps", "10"], "unknown algorithm 'dqn'; allowed: ppo"),
+        (["train", "ppo", "Pong-v5", "--steps", "10"], "unknown env 'Pong-v5'; allowed: HalfCheetah-v5"),
+        (["train", "ppo", "CartPole-v1", "--impl", "cleanrl", "--steps", "10"], "unknown impl 'cleanrl'"),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "10", "--set", "gama=0.9"],
+            "unknown ppo hyperparameter 'gama'",
+        ),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "10", "--set", "epochs=ten"],
+            "'epochs' = 'ten': expected int",
+        ),
+        (["train", "ppo", "CartPole-v1", "--steps", "ten"], "invalid int value: 'ten'"),
+        (["replicate", "ppo", "--budget", "huge"], "unknown budget 'huge' for ppo; allowed: paper, quick"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_loses_nothing(tiny_grid, args, message):
+    root, cmd, _, _, _ = tiny_grid
+    index = root / "results" / "index.csv"
+    before = index.read_bytes()
+    out = _run(cmd, *args, "--out" if args[0] == "train" else "--results", str(root / "results"))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlrepro: error:") and message in lines[0], out.stderr
+    assert index.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_corrupt_results_index_is_reported_and_kept(tiny_grid, tmp_path):
+    root, cmd, args, _, _ = tiny_grid
+    bad = tmp_path / "results"
+    bad.mkdir()
+    (bad / "index.csv").write_bytes(b'\x00\x01garbage\n"unclosed')
+    out = _run(cmd, *[a if a != str(root / "results") else str(bad) for a in args])
+    assert out.returncode == 2
+    assert "results index" in out.stderr and "rebuild" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert (bad / "index.csv").read_bytes() == b'\x00\x01garbage\n"unclosed'

@@ -1,0 +1,89 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.report import ReportInput, build_report
+from analysis.scoring import last_n_training_episodes, learning_curve
+from analysis.stats import bootstrap_ci, verdict
+
+
+def test_score_is_the_mean_of_the_last_100_training_episodes():
+    ep = pd.DataFrame({"step": np.arange(1, 151), "return": np.arange(150.0), "length": 1})
+    assert last_n_training_episodes(ep, 100) == pytest.approx(np.arange(50.0, 150.0).mean())
+    assert np.isnan(last_n_training_episodes(ep.iloc[:0], 100))
+
+
+def test_learning_curve_uses_episodes_finished_by_each_step():
+    ep = pd.DataFrame({"step": [10, 20, 30], "return": [1.0, 2.0, 6.0], "length": 10})
+    np.testing.assert_allclose(learning_curve(ep, np.array([5, 10, 25, 30]), window=2), [np.nan, 1.0, 1.5, 4.0])
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+    x = np.array([1.0, 4.0, 2.0, 8.0, 5.0])
+    lo, hi = bootstrap_ci(x, seed=0)
+    assert (lo, hi) == bootstrap_ci(x, seed=0)
+    assert lo < x.mean() < hi and lo >= x.min() and hi <= x.max()
+    assert np.isnan(bootstrap_ci(np.array([1.0]))[0])
+
+
+def test_verdicts():
+    rng = np.random.default_rng(0)
+    a = rng.normal(100, 5, 5)
+    assert verdict(a + 100, a)[0] == "better"
+    assert verdict(a - 100, a)[0] == "worse"
+    assert verdict(a + rng.normal(0, 5, 5), a)[0] == "within"
+    assert verdict(np.full(3, 1000.0), np.full(3, 1000.0))[0] == "within"
+    assert verdict(a[:1], a)[0] == "n/a"
+
+
+def test_report_from_synthetic_runs(tmp_path):
+    rows = []
+    for impl, level in (("ours", 100.0), ("sb3", 50.0)):
+        for seed in range(3):
+            path = f"runs/{impl}{seed}"
+            (tmp_path / path).mkdir(parents=True)
+            ret = level + seed + np.linspace(0, 10, 50)
+            pd.DataFrame({"step": np.arange(1, 51) * 20, "return": ret, "length": 20}).to_csv(
+                tmp_path / path / "episodes.csv", index=False
+            )
+            rows.append(
+                {
+                    "env": "Hopper-v5",
+                    "impl": impl,
+                    "seed": seed,
+                    "steps": 1000,
+                    "score": ret[-100:].mean(),
+                    "n_episodes": 50,
+                    "sps": 1.0,
+                    "wall_s": 1.0,
+                    "commit": "abc",
+                    "dirty": False,
+                    "cpu": "x",
+                    "run_id": f"{impl}{seed}",
+                    "path": path,
+                }
+            )
+    inp = ReportInput(
+        "ppo",
+        "paper",
+        "A paper",
+        "last 100",
+        ["Hopper-v5"],
+        pd.DataFrame(rows),
+        tmp_path,
+        {
+            "Hopper": {
+                "value": 2330.0,
+                "source": "PPO paper",
+                "table_or_figure": "Fig. 3",
+                "env_version": "v1",
+                "metric": "m",
+                "how_read": "approx (figure)",
+            }
+        },
+    )
+    summary = build_report(inp, tmp_path / "out")
+    ours = summary[summary.impl == "ours"].iloc[0]
+    assert ours.verdict == "better" and ours.paper_value == 2330.0 and ours.n_seeds == 3
+    assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()
+    assert "ours within or better than SB3 on 1 of 1" in (tmp_path / "out" / "summary.md").read_text()

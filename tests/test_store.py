@@ -1,0 +1,75 @@
+import json
+import multiprocessing as mp
+
+import pandas as pd
+import pytest
+
+from experiments.store import INDEX_COLUMNS, ResultsStore, RunSpec
+from replications.core.errors import UserError
+
+
+def _spec(seed=0, env="CartPole-v1"):
+    return RunSpec("ppo", "ours", env, seed, 100, "quick", {"gamma": 0.99})
+
+
+def _finish(store, spec, score=1.0):
+    path = store.begin(spec)
+    (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
+    return store.complete(spec, {"steps": 100}, wall_s=1.0, score=score, n_episodes=1)
+
+
+def test_run_lifecycle_and_index(tmp_path):
+    store = ResultsStore(tmp_path)
+    spec = _spec()
+    path = store.begin(spec)
+    assert json.loads((path / "meta.json").read_text())["status"] == "running"
+    assert not store.is_complete(spec) and store.read_index().empty  # no row before completion
+    store.complete(spec, {"steps": 100}, wall_s=2.0, score=5.0, n_episodes=3)
+    assert store.is_complete(spec)
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["sps"] == 50.0 and meta["packages"]["torch"]
+    assert {"commit", "dirty", "cpu", "seed", "started_at", "ended_at"} <= set(meta)
+    df = store.read_index()
+    assert list(df.columns) == INDEX_COLUMNS and df.score.tolist() == [5.0]
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["run_id"] == spec.run_id and cfg["hyperparameters"] == {"gamma": 0.99}
+
+
+def test_unfinished_run_is_discarded_and_rerun(tmp_path):
+    store = ResultsStore(tmp_path)
+    spec = _spec()
+    path = store.begin(spec)
+    (path / "episodes.csv").write_text("partial")
+    store.begin(spec)  # a new attempt starts clean
+    assert not (path / "episodes.csv").exists()
+    _finish(store, spec)
+    with pytest.raises(RuntimeError):
+        store.begin(spec)  # a complete run is never overwritten by accident
+
+
+def test_corrupt_index_is_a_clear_error_and_is_left_untouched(tmp_path):
+    store = ResultsStore(tmp_path)
+    _finish(store, _spec(0))
+    store.index_path.write_text("run_id,garbage\n1,2\n")
+    before = store.index_path.read_bytes()
+    with pytest.raises(UserError, match="corrupt .*missing columns.*rlrepro index --rebuild"):
+        _finish(store, _spec(1))
+    assert store.index_path.read_bytes() == before
+    assert store.rebuild_index() == 1  # spec 1 never completed: its meta says running
+    assert store.read_index().seed.tolist() == [0]
+
+
+def _writer(root, seed):
+    _finish(ResultsStore(root), _spec(seed))
+
+
+def test_concurrent_writers_never_lose_or_corrupt_rows(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), s)) for s in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    df = pd.read_csv(tmp_path / "index.csv")
+    assert sorted(df.seed) == list(range(6))

@@ -1,0 +1,44 @@
+import pandas as pd
+import pytest
+
+from experiments.publish import publish_report, publish_run, read_offline_run
+from experiments.runner import execute, make_spec
+from experiments.store import ResultsStore
+
+
+def test_offline_publish_is_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr("experiments.publish.WANDB_DIR", tmp_path / "wb")
+    (tmp_path / "wb").mkdir()
+    store = ResultsStore(tmp_path / "results")
+    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})
+    execute(spec, store)
+    local = publish_run(store.path(spec), project="rlrepro-test")
+    assert local is not None and local.name.startswith("offline-run-")
+    run = read_offline_run(local)
+    episodes = pd.read_csv(store.path(spec) / "episodes.csv")
+    logged = [(h["_step"], h["episode/return"]) for h in run["history"] if "episode/return" in h]
+    assert logged == list(zip(episodes.step, episodes["return"], strict=True))
+    assert any("train/value_loss" in h for h in run["history"])
+    assert run["summary"]["score"] == pytest.approx(store.read_index().score.iloc[0], rel=1e-12)
+    assert run["config"]["env"] == "Pendulum-v1" and run["config"]["run_id"] == spec.run_id
+
+    report = tmp_path / "report"
+    report.mkdir()
+    pd.DataFrame({"env": ["Pendulum-v1"], "final_return_mean": [1.0]}).to_csv(report / "summary.csv", index=False)
+    assert publish_report(report, project="rlrepro-test") is not None
+
+
+def test_unreachable_wandb_never_loses_local_results(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    def broken(*a, **k):
+        raise ConnectionError("api.wandb.ai unreachable")
+
+    monkeypatch.setattr(wandb, "init", broken)
+    store = ResultsStore(tmp_path / "results")
+    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 512, "custom", {"horizon": 512})
+    execute(spec, store)
+    assert publish_run(store.path(spec)) is None
+    assert "results are local; retry later" in capsys.readouterr().out
+    assert store.is_complete(spec)
