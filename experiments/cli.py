@@ -41,13 +41,13 @@ def _train(args: argparse.Namespace) -> int:
     store.read_index()
     start, last = time.time(), [0.0]
 
-    def progress(step: int) -> None:
+    def progress(step: int, recent_return: float) -> None:
         if time.time() - last[0] > 10 or step >= spec.steps:
             last[0] = time.time()
             rate = step / max(time.time() - start, 1e-9)
             print(
                 f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}: {step:,}/{spec.steps:,} steps "
-                f"({rate:,.0f} steps/s)",
+                f"({rate:,.0f} steps/s) | mean return of the last 10 episodes {recent_return:,.1f}",
                 flush=True,
             )
 

@@ -72,7 +72,7 @@ def plan_grid(
     ]
 
 
-def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int], None] | None = None) -> dict:
+def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, float], None] | None = None) -> dict:
     """Run one spec into the store (discarding any unfinished earlier attempt); returns its index row."""
     entry = get_algo(spec.algo)
     cfg = build_config(entry.config_cls, spec.hyperparameters, spec.algo)
@@ -93,7 +93,7 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int], Non
 
 
 def _worker(spec: RunSpec, root: str, progress_queue: Any) -> dict:
-    def report(step: int) -> None:
+    def report(step: int, recent_return: float) -> None:
         progress_queue.put((spec.run_id, step))
 
     return execute(spec, ResultsStore(root), report)

@@ -41,3 +41,31 @@ def test_orthogonal_init_gains():
     # orthogonal rows scaled by sqrt(2): W W^T = 2 I (4 inputs < 64 outputs: columns orthogonal)
     torch.testing.assert_close(w.T @ w, 2 * torch.eye(4), atol=1e-5, rtol=1e-5)
     assert torch.all(v[0][0].bias == 0)
+
+
+def test_numpy_actor_matches_the_torch_policy():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
+    pol = make_policy(obs_space, gym.spaces.Box(-1, 1, (2,), np.float32), (8, 8), "tanh", init_log_std=-1.0)
+    with torch.no_grad():
+        for p in pol.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    obs = np.random.default_rng(0).normal(size=(500, 4)).astype(np.float32)
+    act = pol.numpy_actor(np.random.default_rng(1))
+    actions = np.stack([act(o) for o in obs])
+    mean = pol.mean(torch.from_numpy(obs)).detach().numpy()
+    z = (actions - mean) / np.exp(pol.log_std.detach().numpy())
+    assert abs(z.mean()) < 0.1 and abs(z.std() - 1.0) < 0.05  # a ~ N(mean, std^2) around torch's own mean
+    act0 = pol.numpy_actor(np.random.default_rng(1))
+    np.testing.assert_array_equal(act0(obs[0]), actions[0])  # seeded: same draw again
+
+
+def test_numpy_categorical_actor_samples_softmax_frequencies():
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+    pol = make_policy(obs_space, gym.spaces.Discrete(3), (4,), "tanh", 0.0)
+    with torch.no_grad():
+        pol.logits[-1].bias.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    obs = np.zeros(2, np.float32)
+    act = pol.numpy_actor(np.random.default_rng(0))
+    counts = np.bincount([int(act(obs)) for _ in range(20000)], minlength=3) / 20000
+    probs = torch.softmax(pol.logits(torch.from_numpy(obs)), -1).detach().numpy()
+    np.testing.assert_allclose(counts, probs, atol=0.015)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, on_progress: Callable[[int], None] | None = None):
+    def __init__(self, run_dir: Path, on_progress: Callable[[int, float], None] | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._episodes = open(self.run_dir / "episodes.csv", "w", newline="")  # noqa: SIM115
@@ -29,10 +30,12 @@ class RunLogger:
         self._last_time = self.start
         self._last_step = 0
         self.n_episodes = 0
+        self._recent: deque[float] = deque(maxlen=10)
 
     def episode(self, step: int, ret: float, length: int) -> None:
         self._episodes.write(f"{step},{ret!r},{length}\n")
         self.n_episodes += 1
+        self._recent.append(ret)
 
     def iteration(self, step: int, **stats: Any) -> None:
         now = time.perf_counter()
@@ -50,7 +53,12 @@ class RunLogger:
         self._progress_file.flush()
         self._last_time, self._last_step = now, step
         if self._on_progress is not None:
-            self._on_progress(step)
+            self._on_progress(step, self.recent_return)
+
+    @property
+    def recent_return(self) -> float:
+        """Mean raw return of the last 10 training episodes (NaN before the first one ends)."""
+        return sum(self._recent) / len(self._recent) if self._recent else float("nan")
 
     def close(self) -> None:
         self._episodes.close()

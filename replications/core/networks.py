@@ -7,8 +7,10 @@ log-probabilities and entropies are (B,) (summed over independent action dimensi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +32,29 @@ def mlp(sizes: list[int], activation: str, out_gain: float, orthogonal: bool = T
         if not last:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def numpy_forward(net: nn.Sequential) -> Callable[[np.ndarray], np.ndarray]:
+    """A float32 NumPy snapshot of an MLP's forward pass, for acting one observation at a time.
+
+    At 64-unit layers torch's per-call overhead is about five times the arithmetic, and acting is once per
+    env step; the snapshot is taken once per rollout (the weights do not change during it).
+    """
+    layers = []
+    for module in net:
+        if isinstance(module, nn.Linear):
+            layers.append((module.weight.detach().numpy().T.copy(), module.bias.detach().numpy().copy()))
+        elif isinstance(module, nn.Tanh | nn.ReLU):
+            layers.append(np.tanh if isinstance(module, nn.Tanh) else (lambda x: np.maximum(x, 0.0)))
+        else:
+            raise TypeError(f"numpy_forward: unsupported layer {module}")
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            x = x @ layer[0] + layer[1] if isinstance(layer, tuple) else layer(x)
+        return x
+
+    return forward
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
@@ -64,6 +89,12 @@ class GaussianPolicy(nn.Module):
         mean = self.mean(obs)
         return mean + torch.randn(mean.shape, generator=generator) * torch.exp(self.log_std)
 
+    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+        """obs (obs_dim,) -> a ~ pi(.|s) as float32 NumPy, from a snapshot of the current parameters."""
+        mean = numpy_forward(self.mean)
+        std = np.exp(self.log_std.detach().numpy())
+        return lambda obs: (mean(obs) + std * rng.standard_normal(std.shape)).astype(np.float32)
+
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_std = self.log_std.expand(obs.shape[0], -1)
         return gaussian_log_prob(actions, self.mean(obs), log_std), gaussian_entropy(log_std)
@@ -78,6 +109,17 @@ class CategoricalPolicy(nn.Module):
 
     def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.multinomial(torch.softmax(self.logits(obs), -1), 1, generator=generator).squeeze(-1)
+
+    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+        """obs (obs_dim,) -> a ~ softmax(logits(s)) as an int64 NumPy scalar (inverse-CDF sampling)."""
+        logits = numpy_forward(self.logits)
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            z = logits(obs).astype(np.float64)
+            cdf = np.cumsum(np.exp(z - z.max()))
+            return np.int64(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
+
+        return act
 
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_p = torch.log_softmax(self.logits(obs), -1)

@@ -3,6 +3,10 @@
 Shapes of a ``Batch`` of horizon T: obs (T, obs_dim) float32; actions (T, act_dim) float32 or (T,) int64;
 log_probs, values, rewards, next_values, terminated, dones, advantages, returns: (T,).
 
+Acting uses a NumPy snapshot of the policy taken at the start of each batch (``policy.numpy_actor``) and an
+explicit NumPy generator seeded from the run seed; log-probabilities and values of the whole batch are then
+computed by the torch networks in one pass.
+
 Semantics: the action stored is the one sampled (unclipped); the env receives it clipped to the action
 bounds. On truncation (time limit), ``next_values[t]`` is V of the final observation, so the advantage
 bootstraps; on termination it is 0. The env is reset after either, and the collector keeps the current
@@ -52,6 +56,7 @@ class RolloutCollector:
     ):
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.horizon, self.generator, self.on_episode = horizon, generator, on_episode
+        self.rng = np.random.default_rng(seed)  # action noise (acting runs on a NumPy policy snapshot)
         self.continuous = isinstance(env.action_space, gym.spaces.Box)
         if self.continuous:
             self.low, self.high = env.action_space.low, env.action_space.high
@@ -67,9 +72,10 @@ class RolloutCollector:
         rew_buf, next_val_buf, term_buf, done_buf = (np.zeros(T) for _ in range(4))
         obs = self.obs
         final_obs: dict[int, np.ndarray] = {}  # t -> final observation of a time-limited episode
+        act = self.policy.numpy_actor(self.rng)
         with torch.no_grad():
             for t in range(T):
-                action = self.policy.act(torch.from_numpy(obs)[None], self.generator)[0].numpy()
+                action = act(obs)
                 obs_buf[t], act_buf[t] = obs, action
                 env_action = np.clip(action, self.low, self.high) if self.continuous else int(action)
                 next_obs, reward, terminated, truncated, info = self.env.step(env_action)
