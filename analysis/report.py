@@ -135,17 +135,7 @@ def _fmt(x: Any) -> str:
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
-    cols = [
-        "env",
-        "impl",
-        "n_seeds",
-        "steps",
-        "final_return_mean",
-        "ci_low",
-        "ci_high",
-        "paper_value",
-        "verdict",
-    ]
+    cols = SUMMARY_COLUMNS[1:]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in summary[cols].to_dict("records"):
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")

@@ -58,21 +58,30 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replicate(args: argparse.Namespace) -> int:
-    from experiments.publish import publish_report, publish_run
-    from experiments.runner import plan_grid, results_root, run_grid
-    from experiments.store import ResultsStore
+def _grid(args: argparse.Namespace) -> list:
+    """The grid a replicate (or the report on it) covers, from the shared options."""
+    from experiments.runner import plan_grid
     from replications.core.config import parse_overrides
 
-    specs = plan_grid(
+    envs = _csv(args.envs) if args.envs else None
+    impls = _csv(args.impl)
+    return plan_grid(
         args.algo,
         args.budget,
         seeds=args.seeds,
-        envs=_csv(args.envs) if args.envs else None,
-        impls=_csv(args.impl),
+        envs=envs,
+        impls=impls,
         overrides=parse_overrides(args.set),
         steps=args.steps,
     )
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    from experiments.publish import publish_report, publish_run
+    from experiments.runner import results_root, run_grid
+    from experiments.store import ResultsStore
+
+    specs = _grid(args)
     store = ResultsStore(results_root(args.results))
     after = None
     if args.wandb:
@@ -95,16 +104,10 @@ def _replicate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from experiments.reporting import write_report
-    from experiments.runner import plan_grid, results_root
+    from experiments.runner import results_root
     from experiments.store import ResultsStore
 
-    specs = plan_grid(
-        args.algo,
-        args.budget,
-        seeds=args.seeds,
-        envs=_csv(args.envs) if args.envs else None,
-        steps=args.steps,
-    )
+    specs = _grid(args)
     out = write_report(
         args.algo, args.budget, ResultsStore(results_root(args.results)), Path(args.reports), specs=specs
     )
@@ -183,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=None)
     rep.add_argument("--envs", default=None)
     rep.add_argument("--steps", type=int, default=None)
+    rep.add_argument("--impl", default="ours,sb3")
+    rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="the overrides the grid was run with")
     rep.add_argument("--results", default=None)
     rep.add_argument("--reports", default="reports")
     rep.set_defaults(func=_report)

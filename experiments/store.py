@@ -155,6 +155,15 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def _index_row(cfg: dict[str, Any], meta: dict[str, Any], relpath: str) -> dict[str, Any]:
+    """A complete run's row of the consolidated table, from its config.json and meta.json."""
+    row = {key: cfg[key] for key in ("run_id", "config_id", "algo", "impl", "env", "seed", "budget")}
+    row.update(
+        {key: meta.get(key) for key in ("steps", "score", "n_episodes", "wall_s", "sps", "commit", "dirty", "cpu")}
+    )
+    return {**row, "finished_at": meta["ended_at"], "path": relpath}
+
+
 class ResultsStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -222,25 +231,8 @@ class ResultsStore:
             sb3_differences=facts.get("sb3_differences", []),
         )
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
-        row = {
-            "run_id": spec.run_id,
-            "config_id": spec.config_id,
-            "algo": spec.algo,
-            "impl": spec.impl,
-            "env": spec.env,
-            "seed": spec.seed,
-            "steps": steps,
-            "budget": spec.budget,
-            "score": score,
-            "n_episodes": n_episodes,
-            "wall_s": meta["wall_s"],
-            "sps": meta["sps"],
-            "commit": meta.get("commit"),
-            "dirty": meta.get("dirty"),
-            "cpu": meta.get("cpu"),
-            "finished_at": meta["ended_at"],
-            "path": spec.relpath(),
-        }
+        cfg = json.loads((path / "config.json").read_text())
+        row = _index_row(cfg, meta, spec.relpath())
         self._add_rows([row])
         return row
 
@@ -283,27 +275,7 @@ class ResultsStore:
                 continue
             if meta.get("status") != "complete":
                 continue
-            rows.append(
-                {
-                    "run_id": cfg["run_id"],
-                    "config_id": cfg["config_id"],
-                    "algo": cfg["algo"],
-                    "impl": cfg["impl"],
-                    "env": cfg["env"],
-                    "seed": cfg["seed"],
-                    "steps": meta["steps"],
-                    "budget": cfg["budget"],
-                    "score": meta["score"],
-                    "n_episodes": meta["n_episodes"],
-                    "wall_s": meta["wall_s"],
-                    "sps": meta["sps"],
-                    "commit": meta.get("commit"),
-                    "dirty": meta.get("dirty"),
-                    "cpu": meta.get("cpu"),
-                    "finished_at": meta["ended_at"],
-                    "path": str(meta_path.parent.relative_to(self.root)),
-                }
-            )
+            rows.append(_index_row(cfg, meta, str(meta_path.parent.relative_to(self.root))))
         with self._lock:
             df = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values(["algo", "env", "impl", "seed", "run_id"])
             write_atomic(self.index_path, df.to_csv(index=False))
