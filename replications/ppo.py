@@ -36,12 +36,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from replications.core.envs import Normalization, make_env, normalization_state
+from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
-from replications.core.networks import Policy, make_policy, make_value_function
-from replications.core.onpolicy import run_on_policy
+from replications.core.networks import Policy
+from replications.core.onpolicy import train_on_policy
 from replications.core.rollout import Batch
-from replications.core.seeding import seed_everything
 
 
 @dataclass(frozen=True)
@@ -135,47 +134,22 @@ def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: 
 
 def train(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed; episodes and per-iteration statistics go to ``logger``. Returns run facts."""
-    generator = seed_everything(seed)
-    env = make_env(
+    norm = Normalization(
+        cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma, cfg.clip_observations, cfg.clip_rewards
+    )
+    return train_on_policy(
         env_id,
         seed,
-        Normalization(
-            cfg.normalize_observations,
-            cfg.normalize_rewards,
-            cfg.gamma,
-            cfg.clip_observations,
-            cfg.clip_rewards,
-        ),
-    )
-    policy = make_policy(
-        env.observation_space,
-        env.action_space,
-        cfg.hidden_sizes,
-        cfg.activation,
-        cfg.init_log_std,
-        cfg.orthogonal_init,
-    )
-    value_fn = make_value_function(env.observation_space, cfg.hidden_sizes, cfg.activation, cfg.orthogonal_init)
-    steps = run_on_policy(
-        env,
-        policy,
-        value_fn,
-        total_steps=total_steps,
+        total_steps,
+        logger,
+        norm=norm,
+        policy_hidden=cfg.hidden_sizes,
+        value_hidden=cfg.hidden_sizes,
+        activation=cfg.activation,
+        init_log_std=cfg.init_log_std,
+        orthogonal_init=cfg.orthogonal_init,
         horizon=cfg.horizon,
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
-        update=make_update(cfg, policy, value_fn, generator),
-        logger=logger,
-        generator=generator,
-        seed=seed,
+        make_update=lambda policy, value_fn, generator: make_update(cfg, policy, value_fn, generator),
     )
-    torch.save(
-        {
-            "policy": policy.state_dict(),
-            "value": value_fn.state_dict(),
-            "normalization": normalization_state(env),
-        },
-        logger.run_dir / "model.pt",
-    )
-    env.close()
-    return {"steps": steps, "normalization": normalization_state(env)}

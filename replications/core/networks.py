@@ -68,6 +68,14 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
     return (log_std + 0.5 * (1.0 + LOG_2PI)).sum(-1)
 
 
+def gaussian_kl(
+    mean_p: torch.Tensor, log_std_p: torch.Tensor, mean_q: torch.Tensor, log_std_q: torch.Tensor
+) -> torch.Tensor:
+    """KL(p || q) of diagonal Gaussians, summed over the last dimension."""
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    return (log_std_q - log_std_p + (var_p + (mean_p - mean_q).pow(2)) / (2 * var_q) - 0.5).sum(-1)
+
+
 class GaussianPolicy(nn.Module):
     """pi(a|s) = N(mu_theta(s), diag(exp(log_std))^2) with a state-independent log-std parameter."""
 
@@ -98,6 +106,14 @@ class GaussianPolicy(nn.Module):
     def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_std = self.log_std.expand(obs.shape[0], -1)
         return gaussian_log_prob(actions, self.mean(obs), log_std), gaussian_entropy(log_std)
+
+    def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The distribution's parameters at ``obs`` (detach them to freeze pi_old)."""
+        return self.mean(obs), self.log_std.expand(obs.shape[0], -1)
+
+    def kl_from(self, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+        """KL(pi_old(.|s) || pi_theta(.|s)) per state, (B,)."""
+        return gaussian_kl(*old, *self.dist_params(obs))
 
 
 class CategoricalPolicy(nn.Module):

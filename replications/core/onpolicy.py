@@ -15,9 +15,11 @@ import torch
 from torch import nn
 
 from replications.core.advantages import gae
+from replications.core.envs import Normalization, make_env, normalization_state
 from replications.core.logging import RunLogger
-from replications.core.networks import Policy
+from replications.core.networks import Policy, make_policy, make_value_function
 from replications.core.rollout import Batch, RolloutCollector
+from replications.core.seeding import seed_everything
 
 UpdateFn = Callable[[Batch, int, int], dict[str, Any]]
 
@@ -55,3 +57,49 @@ def run_on_policy(
         stats = update(batch, iteration, n_iterations)
         logger.iteration(collector.step_count, **stats)
     return collector.step_count
+
+
+def train_on_policy(
+    env_id: str,
+    seed: int,
+    total_steps: int,
+    logger: RunLogger,
+    *,
+    norm: Normalization,
+    policy_hidden: tuple[int, ...],
+    value_hidden: tuple[int, ...],
+    activation: str,
+    init_log_std: float,
+    orthogonal_init: bool,
+    horizon: int,
+    gamma: float,
+    gae_lambda: float,
+    make_update: Callable[[Policy, nn.Module, torch.Generator], UpdateFn],
+) -> dict[str, Any]:
+    """Seed, build the env and the two networks, run the loop, save the model and normalisation state."""
+    generator = seed_everything(seed)
+    env = make_env(env_id, seed, norm)
+    policy = make_policy(
+        env.observation_space, env.action_space, policy_hidden, activation, init_log_std, orthogonal_init
+    )
+    value_fn = make_value_function(env.observation_space, value_hidden, activation, orthogonal_init)
+    steps = run_on_policy(
+        env,
+        policy,
+        value_fn,
+        total_steps=total_steps,
+        horizon=horizon,
+        gamma=gamma,
+        gae_lambda=gae_lambda,
+        update=make_update(policy, value_fn, generator),
+        logger=logger,
+        generator=generator,
+        seed=seed,
+    )
+    state = normalization_state(env)
+    torch.save(
+        {"policy": policy.state_dict(), "value": value_fn.state_dict(), "normalization": state},
+        logger.run_dir / "model.pt",
+    )
+    env.close()
+    return {"steps": steps, "normalization": state}
