@@ -8,7 +8,7 @@ BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
 
-.PHONY: help install test lint replicate replicate-ppo report bench readme clean-venv
+.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg report bench readme clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours an
 
 replicate-ppo: ALGO = ppo
 replicate-ppo: replicate  ## PPO's grid: 7 MuJoCo envs x 3 seeds x 1M steps (BUDGET=quick: classic control)
+
+replicate-trpo: ALGO = trpo
+replicate-trpo: replicate  ## TRPO's grid (ours and sb3-contrib), Baselines' 1M-step settings
+
+replicate-npg: ALGO = npg
+replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
 
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)

@@ -64,7 +64,7 @@ def _grid(args: argparse.Namespace) -> list:
     from replications.core.config import parse_overrides
 
     envs = _csv(args.envs) if args.envs else None
-    impls = _csv(args.impl)
+    impls = _csv(args.impl) if args.impl else None
     return plan_grid(
         args.algo,
         args.budget,
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", default="paper", help="paper | quick")
     r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the budget's)")
     r.add_argument("--envs", default=None, help="comma-separated subset of the grid's envs")
-    r.add_argument("--impl", default="ours,sb3", help="comma-separated: ours,sb3")
+    r.add_argument("--impl", default=None, help="comma-separated: ours,sb3 (default: every implementation of ALGO)")
     r.add_argument("--steps", type=int, default=None, help="override every env's step budget")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (JSON value)")
     r.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=None)
     rep.add_argument("--envs", default=None)
     rep.add_argument("--steps", type=int, default=None)
-    rep.add_argument("--impl", default="ours,sb3")
+    rep.add_argument("--impl", default=None)
     rep.add_argument("--set", action="append", metavar="KEY=VALUE", help="the overrides the grid was run with")
     rep.add_argument("--results", default=None)
     rep.add_argument("--reports", default="reports")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import sb3_adapters
-from replications import ppo
+from replications import npg, ppo, trpo
 from replications.core.errors import UserError
 
 TrainFn = Callable[..., dict[str, Any]]
@@ -33,6 +33,13 @@ ALGOS: dict[str, AlgoEntry] = {
         {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
         {"sb3": sb3_adapters.ppo_settings},
     ),
+    "trpo": AlgoEntry(
+        "trpo",
+        trpo.TRPOConfig,
+        {"ours": trpo.train, "sb3": sb3_adapters.train_trpo},
+        {"sb3": sb3_adapters.trpo_settings},
+    ),
+    "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}),  # no SB3 counterpart
 }
 IMPLS = ("ours", "sb3")
 

@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from sb3_contrib import TRPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
@@ -23,6 +24,7 @@ from replications.core.envs import check_env_id
 from replications.core.logging import RunLogger
 from replications.core.seeding import seed_everything
 from replications.ppo import PPOConfig
+from replications.trpo import TRPOConfig
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -114,6 +116,18 @@ def make_sb3_env(
     return venv
 
 
+def _policy_kwargs(
+    pi: tuple[int, ...], vf: tuple[int, ...], activation: str, log_std: float, ortho: bool, adam_eps: float
+) -> dict[str, Any]:
+    return dict(
+        net_arch=dict(pi=list(pi), vf=list(vf)),
+        activation_fn=ACTIVATIONS[activation],
+        log_std_init=log_std,
+        ortho_init=ortho,
+        optimizer_kwargs=dict(eps=adam_eps),
+    )
+
+
 def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
     """SB3 ``PPO`` arguments equal to our config, and the differences SB3 cannot remove."""
     kwargs = dict(
@@ -130,12 +144,8 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
         # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight.
         vf_coef=cfg.value_coef * 0.5,
         max_grad_norm=cfg.max_grad_norm,
-        policy_kwargs=dict(
-            net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)),
-            activation_fn=ACTIVATIONS[cfg.activation],
-            log_std_init=cfg.init_log_std,
-            ortho_init=cfg.orthogonal_init,
-            optimizer_kwargs=dict(eps=cfg.adam_eps),
+        policy_kwargs=_policy_kwargs(
+            cfg.hidden_sizes, cfg.hidden_sizes, cfg.activation, cfg.init_log_std, cfg.orthogonal_init, cfg.adam_eps
         ),
     )
     differences = [
@@ -152,7 +162,17 @@ def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
     return kwargs, differences
 
 
-def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+def _train(
+    algo_cls: type,
+    kwargs: dict[str, Any],
+    differences: list[str],
+    env_id: str,
+    cfg: Any,
+    seed: int,
+    total_steps: int,
+    logger: RunLogger,
+) -> dict[str, Any]:
+    """Run an SB3 algorithm with env normalisation taken from our config; the same run facts as ours."""
     seed_everything(seed)
     venv = make_sb3_env(
         env_id,
@@ -163,16 +183,57 @@ def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: 
         cfg.clip_observations,
         cfg.clip_rewards,
     )
-    kwargs, differences = ppo_kwargs(cfg)
-    model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
     norm: dict[str, np.ndarray] = {}
     if isinstance(venv, VecNormalize):
-        norm = {
-            "obs_mean": venv.obs_rms.mean,
-            "obs_var": venv.obs_rms.var,
-            "ret_var": np.asarray(venv.ret_rms.var),
-        }
+        norm = {"obs_mean": venv.obs_rms.mean, "obs_var": venv.obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
     venv.close()
     return {"steps": int(model.num_timesteps), "normalization": norm, "sb3_differences": differences}
+
+
+def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    return _train(PPO, *ppo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
+
+
+def trpo_kwargs(cfg: TRPOConfig) -> tuple[dict[str, Any], list[str]]:
+    """sb3-contrib ``TRPO`` arguments equal to our config, and the differences it cannot remove."""
+    kwargs = dict(
+        learning_rate=cfg.value_learning_rate,
+        n_steps=cfg.horizon,
+        batch_size=cfg.value_minibatch_size,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        cg_max_steps=cfg.cg_iters,
+        cg_damping=cfg.cg_damping,
+        line_search_shrinking_factor=cfg.line_search_shrink,
+        line_search_max_iter=cfg.line_search_max_backtracks,
+        n_critic_updates=cfg.value_epochs,
+        normalize_advantage=cfg.normalize_advantages,
+        target_kl=cfg.max_kl,
+        sub_sampling_factor=1,
+        policy_kwargs=_policy_kwargs(
+            cfg.hidden_sizes,
+            cfg.value_hidden_sizes,
+            cfg.activation,
+            cfg.init_log_std,
+            cfg.orthogonal_init,
+            cfg.value_adam_eps,
+        ),
+    )
+    differences = [
+        f"Fisher subsampling off in sb3-contrib (its sub_sampling_factor subsamples the gradient and line search "
+        f"too, not only the Fisher-vector product as ours, every {cfg.fisher_subsample}th sample).",
+        "sb3-contrib's line search accepts KL < target_kl (strict), ours KL <= delta.",
+        "Observation clipping by SB3's VecNormalize (same running mean/var).",
+    ]
+    return kwargs, differences
+
+
+def trpo_settings(cfg: TRPOConfig) -> dict[str, Any]:
+    return describe(trpo_kwargs(cfg)[0])
+
+
+def train_trpo(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    return _train(TRPO, *trpo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)

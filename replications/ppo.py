@@ -36,7 +36,6 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
 from replications.core.onpolicy import train_on_policy
@@ -133,23 +132,5 @@ def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: 
 
 
 def train(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    """Train one seed; episodes and per-iteration statistics go to ``logger``. Returns run facts."""
-    norm = Normalization(
-        cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma, cfg.clip_observations, cfg.clip_rewards
-    )
-    return train_on_policy(
-        env_id,
-        seed,
-        total_steps,
-        logger,
-        norm=norm,
-        policy_hidden=cfg.hidden_sizes,
-        value_hidden=cfg.hidden_sizes,
-        activation=cfg.activation,
-        init_log_std=cfg.init_log_std,
-        orthogonal_init=cfg.orthogonal_init,
-        horizon=cfg.horizon,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        make_update=lambda policy, value_fn, generator: make_update(cfg, policy, value_fn, generator),
-    )
+    """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
+    return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)

@@ -21,6 +21,12 @@ from torch import nn
 Vector = torch.Tensor
 
 
+def surrogate_objective(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """L(theta) = E[pi_theta(a|s) / pi_old(a|s) * A] (TRPO eq. 14, Kakade & Langford's CPI surrogate), to be
+    maximised; its gradient at theta_old is the vanilla policy gradient."""
+    return (torch.exp(log_probs - old_log_probs) * advantages).mean()
+
+
 def flat_params(params: list[nn.Parameter]) -> Vector:
     return torch.cat([p.detach().reshape(-1) for p in params])
 

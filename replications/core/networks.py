@@ -142,6 +142,14 @@ class CategoricalPolicy(nn.Module):
         entropy = -(log_p.exp() * log_p).sum(-1)
         return log_p.gather(-1, actions.long()[:, None]).squeeze(-1), entropy
 
+    def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (torch.log_softmax(self.logits(obs), -1),)
+
+    def kl_from(self, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+        """KL(pi_old(.|s) || pi_theta(.|s)) per state, (B,)."""
+        (old_log_p,) = old
+        return (old_log_p.exp() * (old_log_p - torch.log_softmax(self.logits(obs), -1))).sum(-1)
+
 
 Policy = GaussianPolicy | CategoricalPolicy
 

@@ -61,37 +61,46 @@ def run_on_policy(
 
 def train_on_policy(
     env_id: str,
+    cfg: Any,
     seed: int,
     total_steps: int,
     logger: RunLogger,
-    *,
-    norm: Normalization,
-    policy_hidden: tuple[int, ...],
-    value_hidden: tuple[int, ...],
-    activation: str,
-    init_log_std: float,
-    orthogonal_init: bool,
-    horizon: int,
-    gamma: float,
-    gae_lambda: float,
-    make_update: Callable[[Policy, nn.Module, torch.Generator], UpdateFn],
+    make_update: Callable[[Any, Policy, nn.Module, torch.Generator], UpdateFn],
 ) -> dict[str, Any]:
-    """Seed, build the env and the two networks, run the loop, save the model and normalisation state."""
+    """Seed, build the env and the two networks, run the loop, save the model and normalisation state.
+
+    ``cfg`` is an on-policy algorithm's config: it has ``horizon, gamma, gae_lambda, hidden_sizes, activation,
+    init_log_std, orthogonal_init, normalize_observations, normalize_rewards`` and optionally
+    ``value_hidden_sizes, value_activation`` (default: the policy's) and ``clip_observations, clip_rewards``
+    (default 10). ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update.
+    """
     generator = seed_everything(seed)
+    norm = Normalization(
+        cfg.normalize_observations,
+        cfg.normalize_rewards,
+        cfg.gamma,
+        getattr(cfg, "clip_observations", 10.0),
+        getattr(cfg, "clip_rewards", 10.0),
+    )
     env = make_env(env_id, seed, norm)
     policy = make_policy(
-        env.observation_space, env.action_space, policy_hidden, activation, init_log_std, orthogonal_init
+        env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation, cfg.init_log_std, cfg.orthogonal_init
     )
-    value_fn = make_value_function(env.observation_space, value_hidden, activation, orthogonal_init)
+    value_fn = make_value_function(
+        env.observation_space,
+        getattr(cfg, "value_hidden_sizes", cfg.hidden_sizes),
+        getattr(cfg, "value_activation", cfg.activation),
+        cfg.orthogonal_init,
+    )
     steps = run_on_policy(
         env,
         policy,
         value_fn,
         total_steps=total_steps,
-        horizon=horizon,
-        gamma=gamma,
-        gae_lambda=gae_lambda,
-        update=make_update(policy, value_fn, generator),
+        horizon=cfg.horizon,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        update=make_update(cfg, policy, value_fn, generator),
         logger=logger,
         generator=generator,
         seed=seed,
