@@ -45,7 +45,7 @@ report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ fr
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)
 
 bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, Hopper-v5, same hyperparameters) and their ratio
-	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 20480 --out results/bench/ppo-Hopper-v5.json
+	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 61440 --out results/bench/ppo-Hopper-v5.json
 
 readme: $(STAMP)  ## regenerate the README's results tables from reports/*/summary.md
 	$(BIN)/python -m experiments.readme

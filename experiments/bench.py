@@ -7,6 +7,7 @@ clock covers the training call only (imports and the first env construction are 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -23,6 +24,7 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
     entry = get_algo(algo)
     cfg = resolve(load_paper_config(algo), entry.config_cls, env_id, {})
     seed_everything(0)  # warm-up: torch's deterministic-mode imports happen here, outside the clock
+    load_before = os.getloadavg()[0]  # other work on the machine slows both implementations
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for impl, train in entry.impls.items():
@@ -51,7 +53,7 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
     print(f"{algo} on {env_id}, {steps:,} steps per implementation, same hyperparameters, 1 torch thread")
     for impl, r in results.items():
         print(f"  {impl:5s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s)")
-    print(f"  ratio ours / sb3: {ratio:.2f}x   (CPU: {report['cpu']})")
+    print(f"  ratio ours / sb3: {ratio:.2f}x   (CPU: {report['cpu']}; load average before: {load_before:.2f})")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="env steps/s of ours vs SB3 in one process, same hyperparameters")
     b.add_argument("algo", nargs="?", default="ppo")
     b.add_argument("--env", default="Hopper-v5")
-    b.add_argument("--steps", type=int, default=2048 * 10)
+    b.add_argument("--steps", type=int, default=2048 * 30)
     b.add_argument("--out", default=None, help="also write the result as JSON here")
     b.set_defaults(func=_bench)
 
