@@ -44,8 +44,9 @@ replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)
 
-bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, Hopper-v5, same hyperparameters) and their ratio
+bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO and TRPO, Hopper-v5, same hyperparameters) and their ratio
 	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 61440 --out results/bench/ppo-Hopper-v5.json
+	$(BIN)/rlrepro bench trpo --env Hopper-v5 --steps 61440 --out results/bench/trpo-Hopper-v5.json
 
 readme: $(STAMP)  ## regenerate the README's results tables from reports/*/summary.md
 	$(BIN)/python -m experiments.readme

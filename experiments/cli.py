@@ -134,6 +134,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fingerprint(args: argparse.Namespace) -> int:
+    from experiments.fingerprint import GOLDEN_DIR, update_golden
+
+    if not args.update:
+        raise UserError("fingerprint: pass --update to rewrite tests/golden/ (make test compares against it)")
+    print(f"rewrote golden fingerprints for {', '.join(update_golden())} in {GOLDEN_DIR}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from experiments.registry import ALGOS
     from replications.core.config import load_paper_config
@@ -203,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=2048 * 30)
     b.add_argument("--out", default=None, help="also write the result as JSON here")
     b.set_defaults(func=_bench)
+
+    f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")
+    f.add_argument("--update", action="store_true")
+    f.set_defaults(func=_fingerprint)
 
     ls = sub.add_parser("list", help="algorithms, implementations, budgets and envs")
     ls.set_defaults(func=_list)
