@@ -1,5 +1,6 @@
 """The CLI end to end: a tiny replicate through the console script, then bad inputs."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,8 @@ import pytest
 from analysis.report import SUMMARY_COLUMNS
 
 
-def _run(cmd, *args, cwd=None):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+def _run(cmd, *args, cwd=None, env=None):
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,9 @@ def tiny_grid(tmp_path_factory):
         "--reports",
         str(root / "reports"),
     ]
-    first = _run(cmd, *args)
+    env = {**os.environ, "WANDB_MODE": "offline", "RLREPRO_WANDB_DIR": str(root / "wb")}
+    (root / "wb").mkdir()
+    first = _run(cmd, *args, "--wandb", env=env)  # W&B offline: no key, no server
     second = _run(cmd, *args)
     return root, cmd, args, first, second
 
@@ -62,6 +65,23 @@ def test_replicate_runs_the_grid_and_writes_the_report(tiny_grid):
         assert (report / f"curves_{env}.png").stat().st_size > 10_000
     html = (report / "index.html").read_text()
     assert "Welch" in html and "curves_CartPole-v1.png" in html and "Deviations from the paper" in html
+
+
+@pytest.mark.slow
+def test_replicate_publishes_runs_and_report_to_wandb_offline(tiny_grid):
+    from experiments.publish import read_offline_run
+
+    root, _, _, first, _ = tiny_grid
+    runs = sorted((root / "wb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 9  # 8 runs + the report
+    assert first.stdout.count("upload it later with: wandb sync") == 9
+    contents = [read_offline_run(r) for r in runs]
+    assert sum(any("episode/return" in h for h in c["history"]) for c in contents) == 8
+    report = [c for c in contents if any("summary/_type" in h for h in c["history"])]
+    assert len(report) == 1
+    logged = {k: v for h in report[0]["history"] for k, v in h.items()}
+    assert logged["summary/_type"] == "table-file" and logged["summary/nrows"] == 4
+    assert {"curves/curves_CartPole-v1/_type", "curves/curves_Pendulum-v1/_type"} <= set(logged)
 
 
 @pytest.mark.slow
