@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -59,3 +61,25 @@ def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple
     if p >= alpha:
         return "within", p
     return ("better" if ours.mean() > theirs.mean() else "worse"), p
+
+
+def probability_of_improvement(
+    candidate: dict[str, np.ndarray], baseline: dict[str, np.ndarray], seed: int = 0, reps: int = 2000
+) -> tuple[float, float, float]:
+    """P(candidate > baseline) averaged over tasks (rliable: per task, the Mann-Whitney probability that a
+    random candidate run beats a random baseline run, ties counting half), with its 95% stratified-bootstrap
+    CI over runs. Each dict maps task -> per-seed scores. Returns (estimate, ci_low, ci_high)."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    tasks = sorted(candidate)
+    n = min(min(len(candidate[t]) for t in tasks), min(len(baseline[t]) for t in tasks))
+    x = np.stack([np.asarray(candidate[t], dtype=float)[:n] for t in tasks], axis=1)  # (runs, tasks)
+    y = np.stack([np.asarray(baseline[t], dtype=float)[:n] for t in tasks], axis=1)
+    with warnings.catch_warnings():  # arch warns that rliable passes a RandomState (still supported in 7.2)
+        warnings.simplefilter("ignore", FutureWarning)
+        point, ci = rly.get_interval_estimates(
+            {"p": (x, y)}, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
+        )
+    lo, hi = np.ravel(ci["p"])
+    return float(np.ravel(point["p"])[0]), float(lo), float(hi)

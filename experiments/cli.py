@@ -134,6 +134,15 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regress(args: argparse.Namespace) -> int:
+    from experiments.regress import regress
+    from replications.core.config import parse_overrides
+
+    return regress(
+        args.algo, update_baseline=args.update_baseline, workers=args.workers, overrides=parse_overrides(args.set)
+    )
+
+
 def _fingerprint(args: argparse.Namespace) -> int:
     from experiments.fingerprint import GOLDEN_DIR, update_golden
 
@@ -212,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=2048 * 30)
     b.add_argument("--out", default=None, help="also write the result as JSON here")
     b.set_defaults(func=_bench)
+
+    g = sub.add_parser("regress", help="is the current code a significant regression against the baseline?")
+    g.add_argument("algo")
+    g.add_argument("--update-baseline", action="store_true", help="rewrite the baseline after a deliberate change")
+    g.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", help="run the suite with these overrides")
+    g.set_defaults(func=_regress)
 
     f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")
     f.add_argument("--update", action="store_true")
