@@ -143,7 +143,8 @@ def provenance() -> dict[str, Any]:
             versions[pkg] = None
     return {
         "commit": _git("rev-parse", "HEAD") or None,
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # code changes only: results/ and reports/ are data this very process may be writing
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports")),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
