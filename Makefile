@@ -8,7 +8,7 @@ BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
 
-.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg report bench readme clean-venv
+.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg report bench regress readme clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ fr
 bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO and TRPO, Hopper-v5, same hyperparameters) and their ratio
 	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 61440 --out results/bench/ppo-Hopper-v5.json
 	$(BIN)/rlrepro bench trpo --env Hopper-v5 --steps 61440 --out results/bench/trpo-Hopper-v5.json
+
+regress: $(STAMP)  ## ALGO=ppo: is the current code a significant regression against results/regress/ALGO-baseline.csv?
+	$(BIN)/rlrepro regress $(ALGO) --workers $(WORKERS) $(ARGS)
 
 readme: $(STAMP)  ## regenerate the README's results tables from reports/*/summary.md
 	$(BIN)/python -m experiments.readme
