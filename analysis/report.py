@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.aggregate import improvement_over_sb3, per_env_iqm  # noqa: E402
 from analysis.references import env_base  # noqa: E402
 from analysis.scoring import learning_curve  # noqa: E402
 from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
@@ -169,7 +170,10 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         markdown_table(summary),
     ]
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
-    (out_dir / "index.html").write_text(_html(inp, summary, images))
+    iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
+    iqm.to_csv(out_dir / "iqm.csv", index=False)
+    poi = improvement_over_sb3(inp.runs, inp.envs) if not inp.runs.empty else None
+    (out_dir / "index.html").write_text(_html(inp, summary, images, iqm, poi))
     return summary
 
 
@@ -177,7 +181,23 @@ def _list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
 
 
-def _html(inp: ReportInput, summary: pd.DataFrame, images: list[str]) -> str:
+def _aggregate_html(iqm: pd.DataFrame, poi: dict | None) -> str:
+    if iqm.empty:
+        return "<p>no runs yet</p>"
+    text = (
+        "<p>Per env: interquartile mean (IQM) of the per-seed final returns with a 95% percentile bootstrap "
+        "CI (rliable, 5,000 resamples, seeded).</p>" + iqm.to_html(index=False, float_format=lambda x: f"{x:,.1f}")
+    )
+    if poi:
+        text += (
+            f"<p><b>Probability of improvement</b> P(ours &gt; SB3), averaged over the {poi['envs']} envs with "
+            f"both implementations ({poi['runs']} runs each): <b>{poi['p']:.2f}</b>, 95% stratified-bootstrap "
+            f"CI [{poi['low']:.2f}, {poi['high']:.2f}] (0.5 = no difference).</p>"
+        )
+    return text
+
+
+def _html(inp: ReportInput, summary: pd.DataFrame, images: list[str], iqm: pd.DataFrame, poi: dict | None) -> str:
     table = summary.copy()
     for c in ("final_return_mean", "ci_low", "ci_high", "paper_value"):
         table[c] = table[c].map(_fmt)
@@ -207,6 +227,7 @@ own rows. <b>Curves:</b> mean over seeds of the last {CURVE_WINDOW} training epi
 95% pointwise bootstrap CI.</p>
 <h2>Summary</h2>{table.to_html(index=False, na_rep="")}
 <h2>Learning curves</h2>{imgs}
+<h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi)}
 <h2>Paper values</h2><p>{html.escape(inp.reference_note)}</p>{_list(refs)}
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
 <h2>Where SB3 is configured differently</h2>{_list(inp.sb3_differences)}

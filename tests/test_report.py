@@ -87,3 +87,18 @@ def test_report_from_synthetic_runs(tmp_path):
     assert ours.verdict == "better" and ours.paper_value == 2330.0 and ours.n_seeds == 3
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()
     assert "ours within or better than SB3 on 1 of 1" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_aggregate_iqm_and_probability_of_improvement():
+    from analysis.aggregate import improvement_over_sb3, per_env_iqm
+
+    rows = [{"env": e, "impl": impl, "seed": s, "score": base + (50 if impl == "ours" else 0) + s}
+            for e, base in (("A", 0.0), ("B", 100.0)) for impl in ("ours", "sb3") for s in range(4)]
+    runs = pd.DataFrame(rows)
+    iqm = per_env_iqm(runs, ["A", "B"])
+    row = iqm[(iqm.env == "A") & (iqm.impl == "sb3")].iloc[0]
+    assert row.iqm == pytest.approx(1.5) and row.iqm_low <= 1.5 <= row.iqm_high  # IQM of 0,1,2,3 = mean of 1,2
+    poi = improvement_over_sb3(runs, ["A", "B"])
+    assert poi["p"] == 1.0 and poi["envs"] == 2 and poi["runs"] == 4
+    again = improvement_over_sb3(runs, ["A", "B"])
+    assert again == poi  # seeded
