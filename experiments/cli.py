@@ -103,16 +103,43 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from experiments.reporting import write_report
+    from experiments.registry import ALGOS
+    from experiments.reporting import write_overview, write_report
+    from experiments.runner import plan_grid, results_root
+    from experiments.store import ResultsStore
+
+    store = ResultsStore(results_root(args.results))
+    if args.algo != "all":
+        out = write_report(args.algo, args.budget, store, Path(args.reports), specs=_grid(args))
+        print(f"report: {out / 'index.html'}")
+    else:  # every algorithm and budget with at least one stored run of its current grid
+        done = set(store.read_index().run_id)
+        for algo in ALGOS:
+            for budget in ("paper", "quick"):
+                specs = plan_grid(algo, budget)
+                if done & {s.run_id for s in specs}:
+                    print(
+                        f"report: {write_report(algo, budget, store, Path(args.reports), specs=specs) / 'index.html'}"
+                    )
+    print(f"overview: {write_overview(Path(args.reports))}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from experiments.publish import publish_report, publish_run
+    from experiments.reporting import report_dir
     from experiments.runner import results_root
     from experiments.store import ResultsStore
 
-    specs = _grid(args)
-    out = write_report(
-        args.algo, args.budget, ResultsStore(results_root(args.results)), Path(args.reports), specs=specs
-    )
-    print(f"report: {out / 'index.html'}")
-    return 0
+    out = report_dir(Path(args.reports), args.algo, args.budget)
+    if not (out / "summary.csv").exists():
+        raise UserError(f"no report at {out}; write it first with 'rlrepro report {args.algo} --budget {args.budget}'")
+    if args.runs:
+        store = ResultsStore(results_root(args.results))
+        index = store.read_index()
+        for path in index[(index.algo == args.algo) & (index.budget == args.budget)].path:
+            publish_run(store.root / path, project=args.wandb_project)
+    return 0 if publish_report(out, project=args.wandb_project) is not None else 1
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -198,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--wandb-project", default="rlrepro")
     r.set_defaults(func=_replicate)
 
-    rep = sub.add_parser("report", help="write reports/ALGO[-BUDGET]/ from the stored runs")
-    rep.add_argument("algo")
+    rep = sub.add_parser("report", help="write reports/ALGO[-BUDGET]/ from the stored runs ('all': every one)")
+    rep.add_argument("algo", help="an algorithm, or 'all' for every report and the overview reports/index.html")
     rep.add_argument("--budget", default="paper")
     rep.add_argument("--seeds", type=int, default=None)
     rep.add_argument("--envs", default=None)
@@ -209,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", default=None)
     rep.add_argument("--reports", default="reports")
     rep.set_defaults(func=_report)
+
+    pub = sub.add_parser("publish", help="send a report (and with --runs its runs) to W&B; offline without a key")
+    pub.add_argument("algo")
+    pub.add_argument("--budget", default="paper")
+    pub.add_argument("--runs", action="store_true", help="also publish every stored run of that budget")
+    pub.add_argument("--results", default=None)
+    pub.add_argument("--reports", default="reports")
+    pub.add_argument("--wandb-project", default="rlrepro")
+    pub.set_defaults(func=_publish)
 
     i = sub.add_parser("index", help="show the results index, or rebuild it from the run directories")
     i.add_argument("--rebuild", action="store_true")

@@ -48,3 +48,31 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
     out = report_dir(reports_root, algo, budget)
     build_report(inp, out)
     return out
+
+
+def write_overview(reports_root: Path) -> Path:
+    """``reports/index.html`` and ``reports/summary.md``: every report's summary table on one page."""
+    import html
+
+    import pandas as pd
+
+    sections_html, sections_md = [], []
+    for summary in sorted(reports_root.glob("*/summary.csv")):
+        name = summary.parent.name
+        table = pd.read_csv(summary, keep_default_na=False, na_values=[""])
+        md = (summary.parent / "summary.md").read_text() if (summary.parent / "summary.md").exists() else ""
+        sections_md.append(f"## {name}\n\n{md}")
+        first_line = html.escape(md.splitlines()[0].replace("**", "")) if md else ""
+        sections_html.append(
+            f'<h2><a href="{name}/index.html">{name}</a></h2><p>{first_line}</p>'
+            + table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}")
+        )
+    out = reports_root / "index.html"
+    out.write_text(
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rlrepro reports</title>'
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:"
+        "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
+        "<h1>rlrepro: all replications</h1>" + "".join(sections_html) + "</body></html>\n"
+    )
+    (reports_root / "summary.md").write_text("# rlrepro: all replications\n\n" + "\n".join(sections_md))
+    return out

@@ -131,3 +131,14 @@ def test_corrupt_results_index_is_reported_and_kept(tiny_grid, tmp_path):
     assert out.returncode == 2
     assert "results index" in out.stderr and "rebuild" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert (bad / "index.csv").read_bytes() == b'\x00\x01garbage\n"unclosed'
+
+
+@pytest.mark.slow
+def test_report_all_writes_the_overview_from_the_committed_runs(tmp_path):
+    exe = Path(sys.executable).parent / "rlrepro"
+    root = Path(__file__).resolve().parent.parent
+    out = _run([str(exe)], "report", "all", "--results", str(root / "results"), "--reports", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "index.html").read_text()
+    assert 'href="ppo-quick/index.html"' in page and "within" in page
+    assert (tmp_path / "summary.md").read_text().startswith("# rlrepro: all replications")

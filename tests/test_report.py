@@ -92,8 +92,12 @@ def test_report_from_synthetic_runs(tmp_path):
 def test_aggregate_iqm_and_probability_of_improvement():
     from analysis.aggregate import improvement_over_sb3, per_env_iqm
 
-    rows = [{"env": e, "impl": impl, "seed": s, "score": base + (50 if impl == "ours" else 0) + s}
-            for e, base in (("A", 0.0), ("B", 100.0)) for impl in ("ours", "sb3") for s in range(4)]
+    rows = [
+        {"env": e, "impl": impl, "seed": s, "score": base + (50 if impl == "ours" else 0) + s}
+        for e, base in (("A", 0.0), ("B", 100.0))
+        for impl in ("ours", "sb3")
+        for s in range(4)
+    ]
     runs = pd.DataFrame(rows)
     iqm = per_env_iqm(runs, ["A", "B"])
     row = iqm[(iqm.env == "A") & (iqm.impl == "sb3")].iloc[0]

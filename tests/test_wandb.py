@@ -42,3 +42,25 @@ def test_unreachable_wandb_never_loses_local_results(tmp_path, monkeypatch, caps
     assert publish_run(store.path(spec)) is None
     assert "results are local; retry later" in capsys.readouterr().out
     assert store.is_complete(spec)
+
+
+def test_publish_command_sends_a_stored_report_offline(tmp_path, rlrepro_cmd):
+    import os
+    import subprocess
+
+    env = {**os.environ, "WANDB_MODE": "offline", "RLREPRO_WANDB_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [*rlrepro_cmd, "publish", "ppo", "--budget", "quick"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    logged = {k for h in read_offline_run(run)["history"] for k in h}
+    assert "summary/_type" in logged and "curves/curves_CartPole-v1/_type" in logged
+    bad = subprocess.run(
+        [*rlrepro_cmd, "publish", "ppo", "--budget", "quick", "--reports", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "no report at" in bad.stderr
