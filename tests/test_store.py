@@ -73,3 +73,15 @@ def test_concurrent_writers_never_lose_or_corrupt_rows(tmp_path):
         assert p.exitcode == 0
     df = pd.read_csv(tmp_path / "index.csv")
     assert sorted(df.seed) == list(range(6))
+
+
+def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_path):
+    from experiments.runner import execute, make_spec
+
+    store = ResultsStore(tmp_path)
+    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512, "clip_range": float("nan")})
+    with pytest.raises(FloatingPointError, match="non-finite .* at step 512"):
+        execute(spec, store)
+    meta = json.loads((store.path(spec) / "meta.json").read_text())
+    assert meta["status"] == "failed" and "non-finite" in meta["error"]
+    assert store.read_index().empty and not store.is_complete(spec)
