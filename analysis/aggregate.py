@@ -55,14 +55,14 @@ def per_env_iqm(runs: pd.DataFrame, envs: list[str], seed: int = 0) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def improvement_over_sb3(runs: pd.DataFrame, envs: list[str], seed: int = 0) -> dict[str, float] | None:
-    """P(ours > SB3) averaged over the envs both have (2+ seeds each), with its 95% stratified-bootstrap CI."""
+def improvement_over_sb3(runs: pd.DataFrame, envs: list[str], seed: int = 0, other: str = "sb3") -> dict | None:
+    """P(ours > other) averaged over the envs both have (2+ seeds each), with its 95% stratified-bootstrap CI."""
     from rliable import metrics
 
-    both = [e for e in envs if all(((runs.impl == i) & (runs.env == e)).sum() >= 2 for i in ("ours", "sb3"))]
+    both = [e for e in envs if all(((runs.impl == i) & (runs.env == e)).sum() >= 2 for i in ("ours", other))]
     if not both:
         return None
-    x, y = score_matrix(runs, "ours", both), score_matrix(runs, "sb3", both)
+    x, y = score_matrix(runs, "ours", both), score_matrix(runs, other, both)
     n = min(len(x), len(y))
     point, ci = _interval({"p": (x[:n], y[:n])}, metrics.probability_of_improvement, seed)
     lo, hi = np.ravel(ci["p"])

@@ -38,7 +38,7 @@ SUMMARY_COLUMNS = [
     "paper_value",
     "verdict",
 ]
-IMPL_COLORS = {"ours": "tab:blue", "sb3": "tab:orange"}
+COLORS = ("tab:blue", "tab:orange")
 CURVE_WINDOW = 10
 
 
@@ -57,6 +57,9 @@ class ReportInput:
     sb3_differences: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     command: str = ""
+    baseline_impl: str = "sb3"  # what 'ours' is tested against: SB3, or another of our algorithms
+    baseline_label: str = "SB3"
+    relation: str = ""  # the expected relation between ours and the baseline, stated in the report
 
 
 def summarize(inp: ReportInput) -> pd.DataFrame:
@@ -65,15 +68,15 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
         env_runs = inp.runs[inp.runs.env == env]
         scores = {
             impl: env_runs[env_runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
-            for impl in ("ours", "sb3")
+            for impl in ("ours", inp.baseline_impl)
         }
         ref = inp.references.get(env_base(env))
-        for impl in ("ours", "sb3"):
+        for impl in ("ours", inp.baseline_impl):
             s = scores[impl]
             if len(s) == 0:
                 continue
             lo, hi = bootstrap_ci(s, seed=0)
-            v, p = verdict(s, scores["sb3"]) if impl == "ours" else ("n/a", float("nan"))
+            v, p = verdict(s, scores[inp.baseline_impl]) if impl == "ours" else ("n/a", float("nan"))
             rows.append(
                 {
                     "algo": inp.algo,
@@ -97,7 +100,7 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
     env_runs = inp.runs[inp.runs.env == env]
     max_steps = int(env_runs.steps.max())
     grid = np.linspace(0, max_steps, 101)
-    for impl in ("ours", "sb3"):
+    for impl, color in zip(("ours", inp.baseline_impl), COLORS, strict=True):
         paths = env_runs[env_runs.impl == impl].sort_values("seed").path
         if len(paths) == 0:
             continue
@@ -108,9 +111,9 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
             mean = np.nanmean(matrix, axis=0)
             lo, hi = bootstrap_band(matrix, seed=0)
-        label = f"{'ours' if impl == 'ours' else 'SB3'} (n={len(paths)})"
-        ax.plot(grid, mean, color=IMPL_COLORS[impl], label=label)
-        ax.fill_between(grid, lo, hi, color=IMPL_COLORS[impl], alpha=0.25, linewidth=0)
+        label = f"{'ours' if impl == 'ours' else inp.baseline_label} (n={len(paths)})"
+        ax.plot(grid, mean, color=color, label=label)
+        ax.fill_between(grid, lo, hi, color=color, alpha=0.25, linewidth=0)
     ref = inp.references.get(env_base(env))
     if ref:
         ax.axhline(
@@ -143,10 +146,10 @@ def markdown_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def tally(summary: pd.DataFrame) -> str:
+def tally(summary: pd.DataFrame, baseline_label: str = "SB3") -> str:
     ours = summary[(summary.impl == "ours") & (summary.verdict != "n/a")]
     ok = int(ours.verdict.isin(["within", "better"]).sum())
-    return f"ours within or better than SB3 on {ok} of {len(ours)} envs with both implementations"
+    return f"ours within or better than {baseline_label} on {ok} of {len(ours)} envs with both implementations"
 
 
 def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
@@ -164,7 +167,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
             plt.close(fig)
             images.append(name)
     md = [
-        f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary)}. Score: {inp.scoring}. "
+        f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary, inp.baseline_label)}. Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",
         markdown_table(summary),
@@ -172,8 +175,11 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
     iqm.to_csv(out_dir / "iqm.csv", index=False)
-    poi = improvement_over_sb3(inp.runs, inp.envs) if not inp.runs.empty else None
+    poi = improvement_over_sb3(inp.runs, inp.envs, other=inp.baseline_impl) if not inp.runs.empty else None
     (out_dir / "index.html").write_text(_html(inp, summary, images, iqm, poi))
+    if inp.relation:
+        with (out_dir / "summary.md").open("a") as f:
+            f.write(f"\n{inp.relation}\n")
     return summary
 
 
@@ -181,7 +187,7 @@ def _list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
 
 
-def _aggregate_html(iqm: pd.DataFrame, poi: dict | None) -> str:
+def _aggregate_html(iqm: pd.DataFrame, poi: dict | None, label: str) -> str:
     if iqm.empty:
         return "<p>no runs yet</p>"
     text = (
@@ -190,9 +196,9 @@ def _aggregate_html(iqm: pd.DataFrame, poi: dict | None) -> str:
     )
     if poi:
         text += (
-            f"<p><b>Probability of improvement</b> P(ours &gt; SB3), averaged over the {poi['envs']} envs with "
-            f"both implementations ({poi['runs']} runs each): <b>{poi['p']:.2f}</b>, 95% stratified-bootstrap "
-            f"CI [{poi['low']:.2f}, {poi['high']:.2f}] (0.5 = no difference).</p>"
+            f"<p><b>Probability of improvement</b> P(ours &gt; {html.escape(label)}), averaged over the "
+            f"{poi['envs']} envs with both implementations ({poi['runs']} runs each): <b>{poi['p']:.2f}</b>, "
+            f"95% stratified-bootstrap CI [{poi['low']:.2f}, {poi['high']:.2f}] (0.5 = no difference).</p>"
         )
     return text
 
@@ -220,17 +226,18 @@ table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;pad
 figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{color:#b00}}</style></head>
 <body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget</h1>
 <p><b>Paper:</b> {html.escape(inp.paper)}</p>
-<p><b>Result:</b> {html.escape(tally(summary))}.</p>
+<p><b>Result:</b> {html.escape(tally(summary, inp.baseline_label))}.</p>
+<p>{html.escape(inp.relation)}</p>
 <p><b>Score:</b> {html.escape(inp.scoring)}. <b>Mean and CI:</b> mean over seeds, {int(CONFIDENCE * 100)}% percentile
-bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(VERDICT_TEST)}; 'n/a' on SB3's
-own rows. <b>Curves:</b> mean over seeds of the last {CURVE_WINDOW} training episodes' return at 101 points, band =
-95% pointwise bootstrap CI.</p>
+bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(VERDICT_TEST)}; 'n/a' on the
+baseline's own rows ({html.escape(inp.baseline_label)}). <b>Curves:</b> mean over seeds of the last
+{CURVE_WINDOW} training episodes' return at 101 points, band = 95% pointwise bootstrap CI.</p>
 <h2>Summary</h2>{table.to_html(index=False, na_rep="")}
 <h2>Learning curves</h2>{imgs}
-<h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi)}
+<h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi, inp.baseline_label)}
 <h2>Paper values</h2><p>{html.escape(inp.reference_note)}</p>{_list(refs)}
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
-<h2>Where SB3 is configured differently</h2>{_list(inp.sb3_differences)}
+<h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}
 <h2>Missing runs</h2>{_list(inp.missing)}
 <h2>Provenance</h2>{provenance.to_html(index=False)}
 <p>Generated {time.strftime("%Y-%m-%d %H:%M %Z")} by <code>{html.escape(inp.command)}</code> from the stored runs

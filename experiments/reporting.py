@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.references import paper_values
 from analysis.report import ReportInput, build_report
 from experiments.store import ResultsStore, RunSpec
@@ -28,6 +30,18 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
             if d not in differences:
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
+    baseline_impl, baseline_label = "sb3", "SB3"
+    compare = paper.reference.get("compare_algo")
+    if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own `compare`
+        from experiments.runner import make_spec
+
+        # the same envs, seeds and step budgets, with the other algorithm's own (paper) hyperparameters
+        other = [make_spec(compare, "ours", s.env, s.seed, s.steps, budget, {}) for s in specs]
+        other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
+        other_runs["impl"] = compare
+        runs = pd.concat([runs, other_runs], ignore_index=True)
+        missing += [f"{compare} {s.env} seed {s.seed}" for s in other if s.run_id not in set(other_runs.run_id)]
+        baseline_impl, baseline_label = compare, f"our {compare.upper()}"
     inp = ReportInput(
         algo=algo,
         budget=budget,
@@ -39,11 +53,14 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         references=paper_values(paper.reference) if budget == "paper" else {},
         reference_note=paper.reference.get("note", "")
         if budget == "paper"
-        else "No paper reports numbers for this budget; it is a cross-check of ours against SB3 only.",
+        else "No paper reports numbers for this budget; it is a cross-check of ours against the baseline only.",
         deviations=paper.deviations,
         sb3_differences=differences,
         missing=missing,
         command=f"rlrepro report {algo} --budget {budget}",
+        baseline_impl=baseline_impl,
+        baseline_label=baseline_label,
+        relation=paper.reference.get("relation", ""),
     )
     out = report_dir(reports_root, algo, budget)
     build_report(inp, out)
@@ -53,8 +70,6 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
 def write_overview(reports_root: Path) -> Path:
     """``reports/index.html`` and ``reports/summary.md``: every report's summary table on one page."""
     import html
-
-    import pandas as pd
 
     sections_html, sections_md = [], []
     for summary in sorted(reports_root.glob("*/summary.csv")):
