@@ -21,7 +21,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.aggregate import improvement_over_sb3, per_env_iqm  # noqa: E402
+from analysis.aggregate import (  # noqa: E402
+    aggregate_table,
+    improvement_over_sb3,
+    normalized_scores,
+    per_env_iqm,
+    performance_profile_figure,
+    random_scores,
+)
 from analysis.references import env_base  # noqa: E402
 from analysis.scoring import learning_curve  # noqa: E402
 from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
@@ -175,8 +182,10 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
     iqm.to_csv(out_dir / "iqm.csv", index=False)
+    aggregates, profiles = normalised_aggregates(inp, out_dir)
+    aggregates.to_csv(out_dir / "aggregate.csv", index=False)
     poi = improvement_over_sb3(inp.runs, inp.envs, other=inp.baseline_impl) if not inp.runs.empty else None
-    (out_dir / "index.html").write_text(_html(inp, summary, images, iqm, poi))
+    (out_dir / "index.html").write_text(_html(inp, summary, images, iqm, poi, aggregates, profiles))
     if inp.relation:
         with (out_dir / "summary.md").open("a") as f:
             f.write(f"\n{inp.relation}\n")
@@ -185,6 +194,32 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
 
 def _list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
+
+
+def normalised_aggregates(inp: ReportInput, out_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Across envs: scores normalised by the paper's numbers and by the baseline's means (0 = random policy),
+    aggregated (median, IQM, mean, optimality gap with CIs) and drawn as performance profiles."""
+    for old in out_dir.glob("profile_*.png"):
+        old.unlink()
+    if inp.runs.empty:
+        return pd.DataFrame(), []
+    low = random_scores()
+    impls = [i for i in ("ours", inp.baseline_impl) if (inp.runs.impl == i).any()]
+    baseline = inp.runs[inp.runs.impl == inp.baseline_impl].groupby("env").score.mean().to_dict()
+    paper = {e: float(inp.references[env_base(e)]["value"]) for e in inp.envs if env_base(e) in inp.references}
+    tables, images = [], []
+    for label, high in (("paper", paper), (inp.baseline_label, baseline)):
+        normalized = normalized_scores(inp.runs, inp.envs, impls, high, low)
+        table = aggregate_table(normalized, label)
+        if table.empty:
+            continue
+        tables.append(table)
+        fig = performance_profile_figure(normalized, label)
+        name = f"profile_{label.replace(' ', '_')}.png"
+        fig.savefig(out_dir / name)
+        plt.close(fig)
+        images.append(name)
+    return (pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()), images
 
 
 def _aggregate_html(iqm: pd.DataFrame, poi: dict | None, label: str) -> str:
@@ -203,7 +238,25 @@ def _aggregate_html(iqm: pd.DataFrame, poi: dict | None, label: str) -> str:
     return text
 
 
-def _html(inp: ReportInput, summary: pd.DataFrame, images: list[str], iqm: pd.DataFrame, poi: dict | None) -> str:
+def _html(
+    inp: ReportInput,
+    summary: pd.DataFrame,
+    images: list[str],
+    iqm: pd.DataFrame,
+    poi: dict | None,
+    aggregates: pd.DataFrame,
+    profiles: list[str],
+) -> str:
+    if aggregates.empty:
+        normalised = "<p>needs at least 2 seeds of each implementation on the envs with a reference</p>"
+    else:
+        normalised = (
+            "<p>Scores normalised per env as (score - random) / (reference - random), where random is a uniformly "
+            "random policy's return (analysis/data/random_scores.csv); aggregated across envs with rliable "
+            "(stratified bootstrap, 5,000 resamples, seeded; optimality gap at 1).</p>"
+            + aggregates.to_html(index=False, float_format=lambda x: f"{x:,.3f}")
+            + "".join(f'<figure><img src="{p}" alt="{p}" width="480"></figure>' for p in profiles)
+        )
     table = summary.copy()
     for c in ("final_return_mean", "ci_low", "ci_high", "paper_value"):
         table[c] = table[c].map(_fmt)
@@ -235,6 +288,7 @@ baseline's own rows ({html.escape(inp.baseline_label)}). <b>Curves:</b> mean ove
 <h2>Summary</h2>{table.to_html(index=False, na_rep="")}
 <h2>Learning curves</h2>{imgs}
 <h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi, inp.baseline_label)}
+<h3>Normalised scores across envs</h3>{normalised}
 <h2>Paper values</h2><p>{html.escape(inp.reference_note)}</p>{_list(refs)}
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
 <h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}

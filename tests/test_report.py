@@ -106,3 +106,17 @@ def test_aggregate_iqm_and_probability_of_improvement():
     assert poi["p"] == 1.0 and poi["envs"] == 2 and poi["runs"] == 4
     again = improvement_over_sb3(runs, ["A", "B"])
     assert again == poi  # seeded
+
+
+def test_normalised_scores_and_aggregates():
+    from analysis.aggregate import aggregate_table, normalized_scores
+
+    runs = pd.DataFrame([{"env": e, "impl": "ours", "seed": s, "score": v}
+                         for e, vals in (("A", [10.0, 20.0, 30.0]), ("B", [0.0, 5.0, 10.0])) for s, v in enumerate(vals)])
+    norm = normalized_scores(runs, ["A", "B", "C"], ["ours"], high={"A": 30.0, "B": 10.0}, low={"A": 10.0, "B": 0.0})
+    np.testing.assert_allclose(norm["ours"], [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])  # C has no reference: left out
+    table = aggregate_table(norm, "paper")
+    mean = table[table.metric == "mean"].iloc[0]
+    assert mean.value == pytest.approx(0.5) and mean.ci_low <= 0.5 <= mean.ci_high and mean.envs == 2
+    gap = table[table.metric == "optimality_gap"].iloc[0]
+    assert gap.value == pytest.approx(0.5)  # mean shortfall below 1
