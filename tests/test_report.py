@@ -111,8 +111,13 @@ def test_aggregate_iqm_and_probability_of_improvement():
 def test_normalised_scores_and_aggregates():
     from analysis.aggregate import aggregate_table, normalized_scores
 
-    runs = pd.DataFrame([{"env": e, "impl": "ours", "seed": s, "score": v}
-                         for e, vals in (("A", [10.0, 20.0, 30.0]), ("B", [0.0, 5.0, 10.0])) for s, v in enumerate(vals)])
+    runs = pd.DataFrame(
+        [
+            {"env": e, "impl": "ours", "seed": s, "score": v}
+            for e, vals in (("A", [10.0, 20.0, 30.0]), ("B", [0.0, 5.0, 10.0]))
+            for s, v in enumerate(vals)
+        ]
+    )
     norm = normalized_scores(runs, ["A", "B", "C"], ["ours"], high={"A": 30.0, "B": 10.0}, low={"A": 10.0, "B": 0.0})
     np.testing.assert_allclose(norm["ours"], [[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])  # C has no reference: left out
     table = aggregate_table(norm, "paper")

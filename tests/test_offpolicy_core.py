@@ -1,0 +1,85 @@
+"""The shared off-policy pieces (for DDPG, SAC, Q-Prop's critic) against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal, TanhTransform, TransformedDistribution
+
+from replications.core.networks import gaussian_log_prob, tanh_gaussian_log_prob
+from replications.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
+from replications.core.replay import ReplayBuffer
+from replications.core.targets import bellman_target, polyak_update, soft_bellman_target
+
+
+def test_bellman_and_soft_bellman_targets_by_hand():
+    r, term = torch.tensor([1.0, 2.0]), torch.tensor([0.0, 1.0])
+    next_q, next_logp = torch.tensor([10.0, 10.0]), torch.tensor([-1.5, -1.5])
+    torch.testing.assert_close(bellman_target(r, term, next_q, 0.99), torch.tensor([1.0 + 0.99 * 10.0, 2.0]))
+    # soft: r + gamma (Q' - alpha log pi) = 1 + 0.99 * (10 + 0.2 * 1.5) = 11.197 ; terminal: just r
+    torch.testing.assert_close(soft_bellman_target(r, term, next_q, next_logp, 0.2, 0.99), torch.tensor([11.197, 2.0]))
+
+
+def test_tanh_gaussian_log_prob_is_the_change_of_variables():
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(64, 2), torch.randn(64, 2) * 0.3
+    u = mean + torch.randn(64, 2) * log_std.exp()
+    ours = tanh_gaussian_log_prob(u, mean, log_std)
+    ref = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform()]).log_prob(torch.tanh(u)).sum(-1)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+    # numerically: log p_a(a) = log p_u(u) - log |da/du|, with da/du by a central finite difference
+    eps = 1e-4
+    u64 = u.double()
+    dadu = (torch.tanh(u64 + eps) - torch.tanh(u64 - eps)) / (2 * eps)
+    numeric = gaussian_log_prob(u64, mean.double(), log_std.double()) - torch.log(dadu).sum(-1)
+    torch.testing.assert_close(
+        tanh_gaussian_log_prob(u64, mean.double(), log_std.double()), numeric, rtol=1e-6, atol=1e-6
+    )
+    assert torch.isfinite(tanh_gaussian_log_prob(torch.full((1, 2), 30.0), torch.zeros(1, 2), torch.zeros(1, 2))).all()
+
+
+def test_polyak_update():
+    src, tgt = nn.Linear(3, 2), nn.Linear(3, 2)
+    before = [p.clone() for p in tgt.parameters()]
+    polyak_update(tgt, src, 0.1)
+    for t, s, b in zip(tgt.parameters(), src.parameters(), before, strict=True):
+        torch.testing.assert_close(t, 0.1 * s + 0.9 * b)
+    polyak_update(tgt, src, 1.0)
+    for t, s in zip(tgt.parameters(), src.parameters(), strict=True):
+        torch.testing.assert_close(t, s)
+
+
+def test_replay_buffer_keeps_truncation_apart_and_wraps(tmp_path):
+    buf = ReplayBuffer(capacity=4, obs_dim=1, act_dim=1)
+    for i in range(6):  # two more than the capacity: the oldest two are overwritten
+        buf.add(np.array([i]), np.array([0.5]), float(i), np.array([i + 1]), terminated=(i == 4), truncated=(i == 5))
+    assert buf.size == 4 and buf.pos == 2
+    np.testing.assert_array_equal(buf.obs[:, 0], [4, 5, 2, 3])
+    np.testing.assert_array_equal(buf.terminated, [1, 0, 0, 0])
+    np.testing.assert_array_equal(buf.truncated, [0, 1, 0, 0])
+    np.testing.assert_array_equal(buf.next_obs[:, 0], [5, 6, 3, 4])  # the truncated step keeps its real next obs
+    # a truncated transition bootstraps, a terminated one does not
+    batch = {k: torch.from_numpy(getattr(buf, k)) for k in ReplayBuffer.FIELDS}
+    y = bellman_target(batch["rewards"], batch["terminated"], torch.ones(4), 0.5)
+    torch.testing.assert_close(y, torch.tensor([4.0, 5.5, 2.5, 3.5]))
+    sample = buf.sample(8, np.random.default_rng(0))
+    assert sample["obs"].shape == (8, 1) and set(sample) == set(ReplayBuffer.FIELDS)
+    buf.save(tmp_path / "buf.npz")
+    again = ReplayBuffer.load(tmp_path / "buf.npz")
+    assert (again.pos, again.size) == (2, 4)
+    for name in ReplayBuffer.FIELDS:
+        np.testing.assert_array_equal(getattr(again, name), getattr(buf, name))
+
+
+def test_exploration_noise():
+    ou = OrnsteinUhlenbeckNoise(1, np.random.default_rng(0), theta=0.15, sigma=0.2)
+    xs = np.array([ou()[0] for _ in range(20000)])
+    # stationary OU: variance sigma^2 / (1 - (1 - theta)^2) for dt = 1, lag-1 autocorrelation 1 - theta
+    assert xs.var() == pytest.approx(0.04 / (1 - 0.85**2), rel=0.1)
+    assert np.corrcoef(xs[:-1], xs[1:])[0, 1] == pytest.approx(0.85, abs=0.02)
+    gauss = GaussianNoise(3, np.random.default_rng(1), sigma=0.1)
+    g = np.array([gauss() for _ in range(5000)])
+    assert g.std() == pytest.approx(0.1, rel=0.05) and abs(g.mean()) < 0.01
+    assert math.isclose(float(np.corrcoef(g[:-1, 0], g[1:, 0])[0, 1]), 0.0, abs_tol=0.05)
