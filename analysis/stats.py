@@ -36,16 +36,28 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, confidence: float = CONFIDEN
 
 
 def bootstrap_band(matrix: np.ndarray, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise percentile-bootstrap CI of the mean across rows (seeds) for each column (step)."""
+    """Pointwise percentile-bootstrap CI of the mean across rows (seeds) for each column (step), by scipy
+    (2,000 resamples per column, seeded). Columns with fewer than 2 finite values get NaN bounds."""
     matrix = np.asarray(matrix, dtype=float)
-    n = matrix.shape[0]
-    if n < 2:
-        return matrix[0].copy(), matrix[0].copy()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(2000, n))
-    means = np.nanmean(matrix[idx], axis=1)  # (resamples, steps)
-    tail = (1 - confidence) / 2 * 100
-    return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
+    lo, hi = np.full(matrix.shape[1], np.nan), np.full(matrix.shape[1], np.nan)
+    finite = np.isfinite(matrix).all(axis=0)
+    if matrix.shape[0] < 2 or not finite.any():
+        return lo, hi
+    cols = matrix[:, finite]
+    constant = np.all(cols == cols[0], axis=0)
+    with np.errstate(invalid="ignore"):
+        res = stats.bootstrap(
+            (cols,),
+            np.mean,
+            axis=0,
+            n_resamples=2000,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    lo[finite] = np.where(constant, cols[0], res.confidence_interval.low)
+    hi[finite] = np.where(constant, cols[0], res.confidence_interval.high)
+    return lo, hi
 
 
 def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:

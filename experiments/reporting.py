@@ -78,9 +78,23 @@ def write_overview(reports_root: Path) -> Path:
         md = (summary.parent / "summary.md").read_text() if (summary.parent / "summary.md").exists() else ""
         sections_md.append(f"## {name}\n\n{md}")
         first_line = html.escape(md.splitlines()[0].replace("**", "")) if md else ""
+        figures = "".join(
+            f'<figure><img src="{name}/{png.name}" alt="{png.stem}" width="360"></figure>'
+            for png in sorted(summary.parent.glob("*.png"))
+        )
+        aggregate = summary.parent / "aggregate.csv"
+        agg_html = ""
+        if aggregate.exists() and aggregate.stat().st_size > 1:
+            agg = pd.read_csv(aggregate)
+            agg = agg[agg.metric.isin(["iqm", "optimality_gap"])]
+            agg_html = "<p>Normalised-score aggregates (IQM, optimality gap):</p>" + agg.to_html(
+                index=False, float_format=lambda x: f"{x:,.3f}"
+            )
         sections_html.append(
             f'<h2><a href="{name}/index.html">{name}</a></h2><p>{first_line}</p>'
             + table.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.1f}")
+            + agg_html
+            + figures
         )
     out = reports_root / "index.html"
     out.write_text(

@@ -11,10 +11,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
-def test_quick_report_renders_in_headless_chromium(tmp_path):
+@pytest.mark.parametrize("page", ["ppo-quick/index.html", "index.html"])
+def test_reports_render_in_headless_chromium(tmp_path, page):
     from pathlib import Path
 
-    report = Path(__file__).resolve().parent.parent / "reports" / "ppo-quick" / "index.html"
+    report = Path(__file__).resolve().parent.parent / "reports" / page
     shot = tmp_path / "report.png"
     subprocess.run(
         [
