@@ -87,6 +87,9 @@ def test_report_from_synthetic_runs(tmp_path):
     assert ours.verdict == "better" and ours.paper_value == 2330.0 and ours.n_seeds == 3
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()
     assert "ours within or better than SB3 on 1 of 1" in (tmp_path / "out" / "summary.md").read_text()
+    build_report(inp, tmp_path / "again")  # every figure and table is seeded: the same bytes again
+    for name in ("curves_Hopper-v5.png", "profile_SB3.png", "summary.csv", "iqm.csv", "aggregate.csv"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
 
 def test_aggregate_iqm_and_probability_of_improvement():
