@@ -17,11 +17,21 @@ def last_n_training_episodes(episodes: pd.DataFrame, n: int) -> float:
     return float(episodes["return"].iloc[-n:].mean())
 
 
-def score(episodes: pd.DataFrame, scoring: dict[str, Any]) -> float:
+def last_evaluation(evaluations: pd.DataFrame) -> float:
+    """Mean return of the deterministic evaluation episodes at the last evaluation step (DDPG, SAC, TD3
+    papers' evaluation protocol). NaN if the run has none."""
+    if evaluations.empty:
+        return float("nan")
+    return float(evaluations[evaluations.step == evaluations.step.max()]["return"].mean())
+
+
+def score(episodes: pd.DataFrame, scoring: dict[str, Any], evaluations: pd.DataFrame | None = None) -> float:
     metric = scoring.get("metric")
     if metric == "last_n_training_episodes":
         return last_n_training_episodes(episodes, int(scoring.get("n", 100)))
-    raise UserError(f"unknown scoring metric '{metric}'; allowed: last_n_training_episodes")
+    if metric == "last_evaluation":
+        return last_evaluation(evaluations if evaluations is not None else pd.DataFrame())
+    raise UserError(f"unknown scoring metric '{metric}'; allowed: last_n_training_episodes, last_evaluation")
 
 
 def learning_curve(episodes: pd.DataFrame, grid: np.ndarray, window: int = 10) -> np.ndarray:

@@ -88,8 +88,9 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, floa
     logger.close()
     wall = time.perf_counter() - start
     episodes = pd.read_csv(path / "episodes.csv")
+    evaluations = pd.read_csv(path / "evaluations.csv") if (path / "evaluations.csv").exists() else None
     scoring = load_paper_config(spec.algo).scoring
-    return store.complete(spec, facts, wall, score_episodes(episodes, scoring), len(episodes))
+    return store.complete(spec, facts, wall, score_episodes(episodes, scoring, evaluations), len(episodes))
 
 
 def _worker(spec: RunSpec, root: str, progress_queue: Any) -> dict:

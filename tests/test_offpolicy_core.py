@@ -83,3 +83,47 @@ def test_exploration_noise():
     g = np.array([gauss() for _ in range(5000)])
     assert g.std() == pytest.approx(0.1, rel=0.05) and abs(g.mean()) < 0.01
     assert math.isclose(float(np.corrcoef(g[:-1, 0], g[1:, 0])[0, 1]), 0.0, abs_tol=0.05)
+
+
+def test_off_policy_driver_schedule_storage_and_evaluation(tmp_path):
+    import gymnasium as gym
+    import pandas as pd
+
+    from replications.core.logging import RunLogger
+    from replications.core.offpolicy import OffPolicySchedule, run_off_policy
+    from tests.test_rollout import Counter
+
+    def make():
+        return gym.wrappers.RecordEpisodeStatistics(gym.wrappers.TimeLimit(Counter(terminate_at=5), 3))
+
+    env, eval_env = make(), make()
+    env.action_space.seed(0)
+    buf = ReplayBuffer(100, 1, 1)
+    calls = []
+    schedule = OffPolicySchedule(
+        total_steps=10, warmup_steps=4, batch_size=2, updates_per_step=2, eval_every=5, eval_episodes=2, log_every=5
+    )
+    logger = RunLogger(tmp_path)
+    steps = run_off_policy(
+        env,
+        eval_env,
+        explore=lambda o: np.array([0.25], np.float32),
+        exploit=lambda o: np.zeros(1, np.float32),
+        update=lambda batch: calls.append(batch["obs"].shape) or {"loss": 1.0},
+        buffer=buf,
+        schedule=schedule,
+        logger=logger,
+        rng=np.random.default_rng(0),
+        seed=0,
+    )
+    logger.close()
+    assert steps == 10 and buf.size == 10
+    assert len(calls) == (10 - 4) * 2 and calls[0] == (2, 1)  # updates start after the warm-up, UTD 2
+    np.testing.assert_array_equal(buf.actions[4:10, 0], np.full(6, 0.25))  # explore() after the warm-up
+    # episodes of 3 steps cut by the time limit: truncated, next_obs = the real final observation 3
+    np.testing.assert_array_equal(buf.truncated[:10], [0, 0, 1, 0, 0, 1, 0, 0, 1, 0])
+    np.testing.assert_array_equal(buf.terminated[:10], np.zeros(10))
+    np.testing.assert_array_equal(buf.next_obs[:3, 0], [1, 2, 3])
+    evals = pd.read_csv(tmp_path / "evaluations.csv")
+    assert evals.step.tolist() == [5, 5, 10, 10] and (evals.length == 3).all()
+    assert pd.read_csv(tmp_path / "progress.csv").step.tolist() == [5, 10]

@@ -128,3 +128,11 @@ def test_normalised_scores_and_aggregates():
     assert mean.value == pytest.approx(0.5) and mean.ci_low <= 0.5 <= mean.ci_high and mean.envs == 2
     gap = table[table.metric == "optimality_gap"].iloc[0]
     assert gap.value == pytest.approx(0.5)  # mean shortfall below 1
+
+
+def test_last_evaluation_score():
+    from analysis.scoring import score
+
+    ev = pd.DataFrame({"step": [5, 5, 10, 10], "episode": [0, 1, 0, 1], "return": [1.0, 3.0, 10.0, 20.0], "length": 3})
+    assert score(pd.DataFrame(), {"metric": "last_evaluation"}, ev) == 15.0
+    assert np.isnan(score(pd.DataFrame(), {"metric": "last_evaluation"}, None))

@@ -4,12 +4,15 @@
                   (raw, un-normalised env reward: every score is computed from this table)
 ``progress.csv``  one row per iteration / logging interval: step, wall time, steps/s, and the algorithm's
                   training statistics
+``evaluations.csv`` (off-policy algorithms) one row per deterministic evaluation episode: step, episode,
+                  return, length
 Rows are flushed as they are written, so a killed run leaves complete rows only up to its last flush.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,7 +40,21 @@ class RunLogger:
         self.n_episodes += 1
         self._recent.append(ret)
 
+    def evaluation(self, step: int, results: list[tuple[float, int]]) -> None:
+        """Deterministic evaluation episodes run at ``step``: (raw return, length) each."""
+        if not hasattr(self, "_evaluations"):
+            self._evaluations = open(self.run_dir / "evaluations.csv", "w", newline="")  # noqa: SIM115
+            self._evaluations.write("step,episode,return,length\n")
+        for k, (ret, length) in enumerate(results):
+            self._evaluations.write(f"{step},{k},{ret!r},{length}\n")
+        self._evaluations.flush()
+
     def iteration(self, step: int, **stats: Any) -> None:
+        """One row of training statistics. A non-finite one stops the run with a clear error (the runner
+        marks it failed and the other runs go on)."""
+        bad = sorted(k for k, v in stats.items() if isinstance(v, int | float) and not math.isfinite(v))
+        if bad:
+            raise FloatingPointError(f"non-finite {', '.join(bad)} at step {step:,}")
         now = time.perf_counter()
         row = {
             "step": step,
@@ -63,3 +80,5 @@ class RunLogger:
     def close(self) -> None:
         self._episodes.close()
         self._progress_file.close()
+        if hasattr(self, "_evaluations"):
+            self._evaluations.close()
