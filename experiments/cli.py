@@ -52,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
             )
 
     row = execute(spec, store, progress)
-    print(f"done: score {row['score']:.2f} over the last training episodes; run directory {store.path(spec)}")
+    print(f"done: score {row['score']:.2f}; run directory {store.path(spec)}")
     if args.wandb:
         publish_run(store.path(spec), project=args.wandb_project)
     return 0

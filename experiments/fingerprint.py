@@ -1,6 +1,6 @@
 """Golden fingerprints: the first iterations of each of our algorithms, to catch any numerical change.
 
-A fingerprint is a short, fixed-seed CPU run (Pendulum-v1, a small horizon, two iterations) reduced to its
+A fingerprint is a short, fixed-seed CPU run (Pendulum-v1, 512 steps of a shortened config) reduced to its
 per-iteration training statistics, its episode returns and the sum and norm of every final parameter
 tensor. ``tests/golden/<algo>.json`` holds the committed one; ``make test`` compares (relative tolerance
 1e-6, far below any real change and above float noise between CPUs of one kind); ``rlrepro fingerprint
@@ -22,13 +22,18 @@ from experiments.runner import execute, make_spec
 from experiments.store import ResultsStore
 
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
-ENV, SEED, HORIZON, ITERATIONS = "Pendulum-v1", 7, 256, 2
+ENV, SEED, STEPS = "Pendulum-v1", 7, 512
+# short versions of each config: two on-policy iterations; for off-policy, 256 updates after a 256-step warm-up
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "sac": {"warmup_steps": 256, "batch_size": 64, "eval_every": 512, "eval_episodes": 1},
+}
+DEFAULT_OVERRIDES = {"horizon": 256}
 
 
 def fingerprint(algo: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(tmp)
-        spec = make_spec(algo, "ours", ENV, SEED, HORIZON * ITERATIONS, "fingerprint", {"horizon": HORIZON})
+        spec = make_spec(algo, "ours", ENV, SEED, STEPS, "fingerprint", OVERRIDES.get(algo, DEFAULT_OVERRIDES))
         execute(spec, store)
         path = store.path(spec)
         progress = pd.read_csv(path / "progress.csv").drop(columns=["time", "sps"])
@@ -36,14 +41,15 @@ def fingerprint(algo: str) -> dict[str, Any]:
         model = torch.load(path / "model.pt", weights_only=False)
     params = {
         f"{net}.{name}": [float(t.double().sum()), float(t.double().norm())]
-        for net in ("policy", "value")
-        for name, t in model[net].items()
+        for net, state in model.items()
+        if net != "normalization"
+        for name, t in state.items()
     }
     return {
         "algo": algo,
         "env": ENV,
         "seed": SEED,
-        "horizon": HORIZON,
+        "steps": STEPS,
         "progress": progress.to_dict("list"),
         "episode_returns": episodes["return"].tolist(),
         "parameters": params,
