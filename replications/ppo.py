@@ -25,7 +25,8 @@ Implementation details (Huang et al. 2022 list the reference code's; ``../shared
 12. [reference code] Learning rate annealed linearly from 3e-4 to 0 over training.
 13. [reference code] Actions sampled unclipped, clipped to the bounds only when sent to the env.
 14. [ours] Time-limit truncation bootstraps from V(final observation); termination does not.
-15. [ours] One env (as the paper); gymnasium wrappers do the normalisation of 6-7; 1 torch thread.
+15. [ours] One env (as the paper); the suite's one-env Normalize wrapper (core/envs.py) does 6-7 with
+    baselines' running mean/variance update; acting uses a NumPy snapshot of the policy; 1 torch thread.
 """
 
 from __future__ import annotations
