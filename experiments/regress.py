@@ -13,6 +13,7 @@ separately by the golden fingerprints in ``make test``.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -36,7 +37,7 @@ def baseline_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
 def run_suite(algo: str, seed_offset: int, workers: int, overrides: dict | None = None) -> pd.DataFrame:
     """Per-seed scores of the regress suite for the current code (a temporary results store)."""
     specs = plan_grid(algo, "regress", impls=["ours"], overrides=overrides)
-    specs = [type(s)(**{**s.__dict__, "seed": s.seed + seed_offset}) for s in specs]
+    specs = [dataclasses.replace(s, seed=s.seed + seed_offset) for s in specs]
     with tempfile.TemporaryDirectory() as tmp:
         store = ResultsStore(tmp)
         if workers <= 1:  # in this process (what a test that patches the code needs)
