@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ from replications.core.config import build_config, load_paper_config, resolve
 from replications.core.envs import check_env_id
 from replications.core.errors import UserError
 from replications.core.logging import RunLogger
+
+LOST_WORKER = (
+    "its worker process died (killed or out of memory); finished runs are kept: "
+    "run the same command again to resume the unfinished ones from their last checkpoint"
+)
 
 
 def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str, overrides: dict[str, Any]) -> RunSpec:
@@ -76,9 +82,9 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, floa
     """Run one spec into the store (discarding any unfinished earlier attempt); returns its index row."""
     entry = get_algo(spec.algo)
     cfg = build_config(entry.config_cls, spec.hyperparameters, spec.algo)
+    resume = store.resumable(spec)
     path = store.begin(spec)
-    logger = RunLogger(path, on_progress)
-    start = time.perf_counter()
+    logger = RunLogger(path, on_progress, resume=resume)
     try:
         facts = entry.impls[spec.impl](spec.env, cfg, spec.seed, spec.steps, logger)
     except BaseException as exc:
@@ -86,7 +92,7 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, floa
         store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
         raise
     logger.close()
-    wall = time.perf_counter() - start
+    wall = logger.elapsed()  # training time of the run's timeline (a resumed run adds up its attempts)
     episodes = pd.read_csv(path / "episodes.csv")
     evaluations = pd.read_csv(path / "evaluations.csv") if (path / "evaluations.csv").exists() else None
     scoring = load_paper_config(spec.algo).scoring
@@ -144,8 +150,11 @@ class _Progress:
         self.steps[run_id] = step
         self._refresh()
 
-    def finish_run(self, spec: RunSpec, message: str) -> None:
-        self.steps[spec.run_id] = spec.steps
+    def finish_run(self, spec: RunSpec, message: str, failed: bool = False) -> None:
+        if failed:  # a failed run's steps no longer count towards the rate or the ETA
+            self.total_steps -= spec.steps - self.steps[spec.run_id]
+        else:
+            self.steps[spec.run_id] = spec.steps
         self.done += 1
         self.log(message)
         self._refresh(force=True)
@@ -210,9 +219,13 @@ def run_grid(
                     name = f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}"
                     try:
                         row = fut.result()
+                    except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
+                        failures.append(f"{name}: {LOST_WORKER}")
+                        progress.finish_run(spec, f"LOST {name}: {LOST_WORKER}", failed=True)
+                        continue
                     except Exception as exc:  # the run is marked failed in its meta.json
                         failures.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-                        progress.finish_run(spec, f"FAILED {name}: {exc}")
+                        progress.finish_run(spec, f"FAILED {name}: {exc}", failed=True)
                         continue
                     progress.finish_run(
                         spec,

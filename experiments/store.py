@@ -12,8 +12,10 @@ Layout under the results root::
         normalization.npz  the env normalisation statistics at the end of training
 
 Every file is written atomically (temp file + rename). A run's row enters ``index.csv`` only after its
-directory is complete, so an interrupted run never leaves a row that analysis would count; a run directory
-whose status is not ``complete`` is discarded and re-run.
+directory is complete, so an interrupted run never leaves a row that analysis would count. A run directory
+whose status is not ``complete`` is re-run: from its checkpoint (``checkpoint.pt``, see
+replications/core/checkpoint.py) when it was killed while running under the same git commit, from scratch
+otherwise (a failed run, a run without a checkpoint, or one started by other code).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from replications.core.checkpoint import CHECKPOINT_FILE
 from replications.core.errors import UserError
 
 INDEX_COLUMNS = [
@@ -185,12 +188,28 @@ class ResultsStore:
         meta = self.meta(spec)
         return bool(meta) and meta.get("status") == "complete"
 
+    def resumable(self, spec: RunSpec) -> bool:
+        """Killed while running (status still ``running``), with a checkpoint, under the current commit."""
+        meta = self.meta(spec)
+        return (
+            bool(meta)
+            and meta.get("status") == "running"
+            and (self.path(spec) / CHECKPOINT_FILE).exists()
+            and meta.get("commit") == provenance()["commit"]
+        )
+
     def begin(self, spec: RunSpec) -> Path:
-        """Create a fresh directory for ``spec`` (an unfinished earlier attempt is discarded)."""
+        """The directory for ``spec``: a killed attempt's if it can resume (see ``resumable``), else fresh."""
         self.read_index()  # a corrupt index stops the run before any work, not after it
         path = self.path(spec)
         if self.is_complete(spec):
             raise RuntimeError(f"run {spec.run_id} is already complete at {path}")
+        if self.resumable(spec):
+            meta = self.meta(spec) or {}
+            meta.setdefault("resumed_at", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            meta.update(hostname=socket.gethostname(), pid=os.getpid())
+            write_atomic(path / "meta.json", json.dumps(meta, indent=2))
+            return path
         if path.exists():
             shutil.rmtree(path)
         path.mkdir(parents=True)
@@ -202,6 +221,7 @@ class ResultsStore:
             "status": "running",
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seed": spec.seed,
+            "pid": os.getpid(),
             **provenance(),
         }
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))

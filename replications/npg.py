@@ -96,6 +96,7 @@ def make_update(cfg: NPGConfig, policy: Policy, value_fn: nn.Module, generator: 
         )
         return {"kl": kl, "surrogate_gain": gain, "step_norm": float(step.norm()), "value_loss": v_loss}
 
+    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
     return update
 
 

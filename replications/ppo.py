@@ -129,6 +129,7 @@ def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: 
         pg, vf, ent, kl = (totals / n_updates).tolist()
         return {"lr": lr, "policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
 
+    update.optimizers = {"adam": optimizer}  # type: ignore[attr-defined]  # saved in checkpoints
     return update
 
 

@@ -117,6 +117,7 @@ def make_update(cfg: TRPOConfig, policy: Policy, value_fn: nn.Module, generator:
             "value_loss": v_loss,
         }
 
+    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
     return update
 
 

@@ -1,5 +1,6 @@
 """Faults: a replicate killed mid-grid loses no finished run and re-runs only the unfinished ones."""
 
+import json
 import os
 import signal
 import subprocess
@@ -53,3 +54,51 @@ def test_killed_replicate_resumes_without_losing_or_duplicating_runs(tmp_path):
     assert sorted(final.seed) == [0, 1, 2] and final.run_id.is_unique
     kept = final.set_index("run_id").loc[finished.run_id]
     assert (kept.finished_at.to_numpy() == finished.finished_at.to_numpy()).all()  # finished runs untouched
+
+
+def _grid_args(results, steps=20480):
+    return [
+        EXE, "replicate", "ppo", "--budget", "quick", "--envs", "CartPole-v1", "--impl", "ours", "--seeds", "1",
+        "--steps", str(steps), "--set", "horizon=256", "--workers", "1", "--results", str(results), "--no-report",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "RLREPRO_CHECKPOINT_SECONDS": "0"}  # a checkpoint after every iteration
+    subprocess.run(_grid_args(tmp_path / "ref"), env=env, check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(_grid_args(tmp_path / "res"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run_glob = "runs/ppo/CartPole-v1/ours/seed0-*"
+    deadline = time.time() + 240
+    progress = None
+    while time.time() < deadline:
+        found = list((tmp_path / "res").glob(f"{run_glob}/progress.csv"))
+        if found and len(found[0].read_text().splitlines()) > 20:  # 20 of 80 iterations done
+            progress = found[0]
+            break
+        time.sleep(0.05)
+    assert progress is not None, "the run never got going"
+    worker = json.loads((progress.parent / "meta.json").read_text())["pid"]
+    os.kill(worker, signal.SIGKILL)  # the worker process only; the parent reports the lost run
+    out = proc.communicate(timeout=120)[0].decode()
+    assert proc.returncode == 1 and "run the same command again to resume" in out
+    assert json.loads((progress.parent / "meta.json").read_text())["status"] == "running"
+    assert (progress.parent / "checkpoint.pt").exists()
+
+    again = subprocess.run(_grid_args(tmp_path / "res"), env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming from the checkpoint at step" in again.stdout
+    resumed_step = int(again.stdout.split("resuming from the checkpoint at step ")[1].split()[0].replace(",", ""))
+    assert 20 * 256 <= resumed_step < 20480
+    (ref_dir,) = (tmp_path / "ref").glob(run_glob)
+    run_dir = progress.parent
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "complete" and len(meta["resumed_at"]) == 1
+    assert not (run_dir / "checkpoint.pt").exists()
+    # the resumed run is the uninterrupted run: same episodes, same statistics, every iteration exactly once
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "episodes.csv"), pd.read_csv(ref_dir / "episodes.csv"))
+    got, want = pd.read_csv(run_dir / "progress.csv"), pd.read_csv(ref_dir / "progress.csv")
+    assert list(got.step) == [256 * (i + 1) for i in range(80)]
+    cols = [c for c in want.columns if c not in ("time", "sps")]
+    pd.testing.assert_frame_equal(got[cols], want[cols])
+    assert len(pd.read_csv(tmp_path / "res" / "index.csv")) == 1

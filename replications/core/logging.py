@@ -7,6 +7,8 @@
 ``evaluations.csv`` (off-policy algorithms) one row per deterministic evaluation episode: step, episode,
                   return, length
 Rows are flushed as they are written, so a killed run leaves complete rows only up to its last flush.
+A run resumed from a checkpoint (``resume=True``, then ``restore(state)``) cuts each table back to the
+rows it had at the checkpoint and appends from there, so no row is lost or written twice.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from typing import Any
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, on_progress: Callable[[int, float], None] | None = None):
+    def __init__(self, run_dir: Path, on_progress: Callable[[int, float], None] | None = None, resume: bool = False):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._episodes = open(self.run_dir / "episodes.csv", "w", newline="")  # noqa: SIM115
-        self._episodes.write("step,return,length\n")
-        self._progress_file = open(self.run_dir / "progress.csv", "w", newline="")  # noqa: SIM115
+        mode = "a" if resume else "w"  # resume: keep the rows until restore() cuts them back
+        self._episodes = open(self.run_dir / "episodes.csv", mode, newline="")  # noqa: SIM115
+        if not resume:
+            self._episodes.write("step,return,length\n")
+        self._progress_file = open(self.run_dir / "progress.csv", mode, newline="")  # noqa: SIM115
         self._progress: csv.DictWriter | None = None
         self._on_progress = on_progress
         self.start = time.perf_counter()
@@ -43,8 +47,11 @@ class RunLogger:
     def evaluation(self, step: int, results: list[tuple[float, int]]) -> None:
         """Deterministic evaluation episodes run at ``step``: (raw return, length) each."""
         if not hasattr(self, "_evaluations"):
-            self._evaluations = open(self.run_dir / "evaluations.csv", "w", newline="")  # noqa: SIM115
-            self._evaluations.write("step,episode,return,length\n")
+            path = self.run_dir / "evaluations.csv"
+            fresh = not path.exists() or path.stat().st_size == 0
+            self._evaluations = open(path, "w" if fresh else "a", newline="")  # noqa: SIM115
+            if fresh:
+                self._evaluations.write("step,episode,return,length\n")
         for k, (ret, length) in enumerate(results):
             self._evaluations.write(f"{step},{k},{ret!r},{length}\n")
         self._evaluations.flush()
@@ -71,6 +78,45 @@ class RunLogger:
         self._last_time, self._last_step = now, step
         if self._on_progress is not None:
             self._on_progress(step, self.recent_return)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def state(self) -> dict[str, Any]:
+        """Where each table stands (for a checkpoint): byte offsets, counters, elapsed time."""
+        self._episodes.flush()
+        self._progress_file.flush()
+        offsets = {"episodes": self._episodes.tell(), "progress": self._progress_file.tell()}
+        if hasattr(self, "_evaluations"):
+            self._evaluations.flush()
+            offsets["evaluations"] = self._evaluations.tell()
+        return {
+            "offsets": offsets,
+            "fields": self._progress.fieldnames if self._progress is not None else None,
+            "n_episodes": self.n_episodes,
+            "recent": list(self._recent),
+            "elapsed": self.elapsed(),
+            "last_step": self._last_step,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Cut every table back to ``state`` (rows written after the checkpoint are dropped) and go on."""
+        offsets = state["offsets"]
+        for name, f in (("episodes", self._episodes), ("progress", self._progress_file)):
+            f.flush()
+            f.truncate(offsets[name])
+        path = self.run_dir / "evaluations.csv"
+        if "evaluations" in offsets:
+            with open(path, "r+") as f:
+                f.truncate(offsets["evaluations"])
+        else:
+            path.unlink(missing_ok=True)
+        if state["fields"] is not None:
+            self._progress = csv.DictWriter(self._progress_file, fieldnames=state["fields"])
+        self.n_episodes = state["n_episodes"]
+        self._recent.extend(state["recent"])
+        self.start = time.perf_counter() - state["elapsed"]
+        self._last_time, self._last_step = time.perf_counter(), state["last_step"]
 
     @property
     def recent_return(self) -> float:

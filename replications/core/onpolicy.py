@@ -1,7 +1,12 @@
 """The on-policy loop driver: collect a batch, estimate advantages, hand it to the algorithm's update.
 
 Every on-policy algorithm (PPO, TRPO, NPG, Q-Prop) runs through ``run_on_policy``; each supplies only its
-``update(batch, iteration, n_iterations) -> stats`` function.
+``update(batch, iteration, n_iterations) -> stats`` function, with its optimisers (whatever has a
+``state_dict``) in ``update.optimizers`` so that checkpoints hold them.
+
+Checkpoints (core/checkpoint.py) are taken between iterations; a run whose directory holds one resumes at
+the iteration after it with every network, optimiser, RNG, the env and the logger restored, so the resumed
+run produces the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import torch
 from torch import nn
 
 from replications.core.advantages import gae
+from replications.core.checkpoint import Checkpointer, env_state, load_env_state, load_rng_state, rng_state
 from replications.core.envs import Normalization, make_env, normalization_state
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy, make_policy, make_value_function
@@ -37,11 +43,26 @@ def run_on_policy(
     logger: RunLogger,
     generator: torch.Generator,
     seed: int,
+    checkpointer: Checkpointer | None = None,
 ) -> int:
     """Run ceil(total_steps / horizon) iterations (as SB3's ``learn`` does) and return the steps taken."""
     collector = RolloutCollector(env, policy, value_fn, horizon, generator, seed, logger.episode)
     n_iterations = math.ceil(total_steps / horizon)
-    for iteration in range(n_iterations):
+    modules = {"policy": policy, "value": value_fn, **getattr(update, "optimizers", {})}
+    first = 0
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None:
+        for name, module in modules.items():
+            module.load_state_dict(saved["modules"][name])
+        generator.set_state(saved["generator"])
+        load_rng_state(saved["rng"])
+        load_env_state(env, saved["env"])
+        collector.rng.bit_generator.state = saved["collector"]["rng"]
+        collector.obs, collector.step_count = saved["collector"]["obs"], saved["collector"]["step_count"]
+        logger.restore(saved["logger"])
+        first = saved["iteration"] + 1
+        print(f"resuming from the checkpoint at step {collector.step_count:,} (iteration {first})", flush=True)
+    for iteration in range(first, n_iterations):
         batch = collector.collect()
         adv, ret = gae(
             batch.rewards,
@@ -56,6 +77,24 @@ def run_on_policy(
         batch.returns = torch.from_numpy(ret).float()
         stats = update(batch, iteration, n_iterations)
         logger.iteration(collector.step_count, **stats)
+        if checkpointer is not None and checkpointer.due() and iteration + 1 < n_iterations:
+            checkpointer.save(
+                {
+                    "iteration": iteration,
+                    "modules": {name: module.state_dict() for name, module in modules.items()},
+                    "generator": generator.get_state(),
+                    "rng": rng_state(),
+                    "env": env_state(env),
+                    "collector": {
+                        "rng": collector.rng.bit_generator.state,
+                        "obs": collector.obs,
+                        "step_count": collector.step_count,
+                    },
+                    "logger": logger.state(),
+                }
+            )
+    if checkpointer is not None:
+        checkpointer.remove()
     return collector.step_count
 
 
@@ -104,6 +143,7 @@ def train_on_policy(
         logger=logger,
         generator=generator,
         seed=seed,
+        checkpointer=Checkpointer(logger.run_dir),
     )
     state = normalization_state(env)
     torch.save(

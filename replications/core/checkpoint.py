@@ -1,0 +1,114 @@
+"""Checkpoints that let a killed run resume exactly where it was (same numbers as an uninterrupted run).
+
+A checkpoint is written at a loop boundary (an on-policy iteration, an off-policy logging interval) once
+``RLREPRO_CHECKPOINT_SECONDS`` (default 120) have passed since the last one, to ``<run_dir>/checkpoint.pt``
+(temp file + rename, so a kill during the write leaves the previous checkpoint). It holds everything the
+loop's future depends on: network and optimiser state, every RNG (torch generator, torch/NumPy/Python global
+RNGs, the collector's NumPy generator), the env's full state (all of MuJoCo's MjData or a classic env's
+state, its NumPy RNG, and each wrapper's counters and running statistics), the logger's file offsets
+and the loop position. The driver deletes it when the run completes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def checkpoint_interval() -> float:
+    return float(os.environ.get("RLREPRO_CHECKPOINT_SECONDS", "120"))
+
+
+def _wrapper_state(wrapper: gym.Wrapper) -> dict[str, Any]:
+    """A wrapper's own attributes (counters, running statistics, deques), without the env it wraps."""
+    return {
+        k: copy.deepcopy(v)
+        for k, v in vars(wrapper).items()
+        if k != "env" and not isinstance(v, gym.Space | gym.envs.registration.EnvSpec)
+    }
+
+
+def env_state(env: gym.Env) -> dict[str, Any]:
+    """Everything that determines the env's future: wrapper attributes, base-env state and its RNG."""
+    wrappers = []
+    while isinstance(env, gym.Wrapper):
+        wrappers.append(_wrapper_state(env))
+        env = env.env
+    base: dict[str, Any] = {"np_random": copy.deepcopy(env.np_random.bit_generator.state)}
+    if hasattr(env, "model") and hasattr(env, "data"):
+        # MuJoCo: all of MjData, derived quantities included (gymnasium's rewards read body positions that
+        # lag one step behind qpos, so restoring the integration state and recomputing would not be exact)
+        base["mujoco"] = copy.deepcopy(env.data)
+    else:  # classic control: plain Python/NumPy attributes (state, last action, step counters)
+        base["attrs"] = {
+            k: copy.deepcopy(v)
+            for k, v in vars(env).items()
+            if isinstance(v, int | float | bool | np.ndarray | type(None) | tuple | list)
+        }
+    return {"wrappers": wrappers, "base": base}
+
+
+def load_env_state(env: gym.Env, state: dict[str, Any]) -> None:
+    """Restore ``env_state(env)`` into an env built the same way."""
+    for saved in state["wrappers"]:
+        if not isinstance(env, gym.Wrapper):
+            raise ValueError("checkpoint env state has more wrappers than this env")
+        for k, v in saved.items():
+            setattr(env, k, copy.deepcopy(v))
+        env = env.env
+    base = state["base"]
+    env.np_random.bit_generator.state = base["np_random"]
+    if "mujoco" in base:
+        import mujoco
+
+        mujoco.mj_copyData(env.data, env.model, base["mujoco"])
+    else:
+        for k, v in base["attrs"].items():
+            setattr(env, k, copy.deepcopy(v))
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNGs seed_everything seeds."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def load_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class Checkpointer:
+    """Saves a run's state to ``run_dir/checkpoint.pt`` at most every ``interval`` seconds."""
+
+    def __init__(self, run_dir: Path, interval: float | None = None):
+        self.path = Path(run_dir) / CHECKPOINT_FILE
+        self.interval = checkpoint_interval() if interval is None else interval
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.interval
+
+    def save(self, state: dict[str, Any]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+        self._last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        return torch.load(self.path, weights_only=False)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
