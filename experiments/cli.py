@@ -89,7 +89,15 @@ def _replicate(args: argparse.Namespace) -> int:
         def after(spec, row):  # noqa: ANN001
             publish_run(store.path(spec), project=args.wandb_project)
 
-    _, failures = run_grid(specs, store, workers=args.workers, after_run=after)
+    _, failures = run_grid(
+        specs,
+        store,
+        workers=args.workers,
+        after_run=after,
+        backend=args.backend,
+        address=args.address,
+        gpus_per_run=args.gpus_per_run,
+    )
     if not args.no_report:
         from experiments.reporting import write_report
 
@@ -217,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--impl", default=None, help="comma-separated: ours,sb3 (default: every implementation of ALGO)")
     r.add_argument("--steps", type=int, default=None, help="override every env's step budget")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (JSON value)")
-    r.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local backend: worker processes")
+    r.add_argument("--backend", default="local", help="local (a process pool here, the default) | ray")
+    r.add_argument("--address", default=None, help="ray backend: the cluster's HOST:PORT (default: start one here)")
+    r.add_argument("--gpus-per-run", type=float, default=0.0, help="ray backend: GPUs each run asks for")
     r.add_argument("--results", default=None, help="results root (default: results)")
     r.add_argument("--reports", default="reports", help="reports root")
     r.add_argument("--no-report", action="store_true")

@@ -111,7 +111,7 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-class _Progress:
+class Progress:
     """Runs done, aggregate steps/s and ETA: a rich bar on a terminal, a plain line every 30 s otherwise."""
 
     def __init__(self, specs: list[RunSpec], interval: float = 30.0):
@@ -148,7 +148,7 @@ class _Progress:
 
     def update(self, run_id: str, step: int) -> None:
         self.steps[run_id] = step
-        self._refresh()
+        self.tick()
 
     def finish_run(self, spec: RunSpec, message: str, failed: bool = False) -> None:
         if failed:  # a failed run's steps no longer count towards the rate or the ETA
@@ -157,7 +157,7 @@ class _Progress:
             self.steps[spec.run_id] = spec.steps
         self.done += 1
         self.log(message)
-        self._refresh(force=True)
+        self.tick(force=True)
 
     def log(self, message: str) -> None:
         if self._bar is not None:
@@ -165,7 +165,8 @@ class _Progress:
         else:
             print(message, flush=True)
 
-    def _refresh(self, force: bool = False) -> None:
+    def tick(self, force: bool = False) -> None:
+        """Redraw the bar, or print the plain line if ``interval`` seconds have passed (or ``force``)."""
         if self._bar is not None:
             self._bar.update(
                 self._task,
@@ -182,24 +183,84 @@ class _Progress:
             self._bar.stop()
 
 
+class GridTracker:
+    """What both backends share once runs are dispatched: progress, failures, the after-run hook."""
+
+    def __init__(self, pending: list[RunSpec], after_run: Callable[[RunSpec, dict], None] | None):
+        self.progress = Progress(pending)
+        self.failures: list[str] = []
+        self.after_run = after_run
+
+    def step(self, run_id: str, step: int) -> None:
+        self.progress.update(run_id, step)
+
+    def done(self, spec: RunSpec, row: dict) -> None:
+        self.progress.finish_run(
+            spec,
+            f"done {_name(spec)}: score {row['score']:.1f} ({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)",
+        )
+        if self.after_run is not None:
+            self.after_run(spec, row)
+
+    def failed(self, spec: RunSpec, reason: str, lost: bool = False) -> None:
+        self.failures.append(f"{_name(spec)}: {reason}")
+        self.progress.finish_run(spec, f"{'LOST' if lost else 'FAILED'} {_name(spec)}: {reason}", failed=True)
+
+    def close(self) -> list[str]:
+        self.progress.close()
+        print(self.progress.line(), flush=True)
+        return self.failures
+
+
+def _name(spec: RunSpec) -> str:
+    return f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def run_grid(
     specs: list[RunSpec],
     store: ResultsStore,
     workers: int = 1,
     after_run: Callable[[RunSpec, dict], None] | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    gpus_per_run: float = 0.0,
 ) -> tuple[int, list[str]]:
-    """Run the specs not yet complete; returns (number run, failure messages). Never stops on one failure."""
+    """Run the specs not yet complete; returns (number run, failure messages). Never stops on one failure.
+
+    ``backend='local'``: a pool of ``workers`` processes on this machine (no server). ``backend='ray'``: one
+    Ray task per run on the cluster at ``address`` (``None``: a Ray instance started here), see
+    experiments/ray_backend.py. Either way the finished runs land in ``store``.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     store.read_index()  # a corrupt index is reported before any work starts
     pending = [s for s in specs if not store.is_complete(s)]
+    where = f"{workers} worker(s)" if backend == "local" else f"Ray ({address or 'a local instance'})"
     print(
         f"{len(specs)} runs in the grid: {len(specs) - len(pending)} already complete (skipped), "
-        f"{len(pending)} to run with {workers} worker(s)",
+        f"{len(pending)} to run with {where}",
         flush=True,
     )
     if not pending:
         return 0, []
-    progress = _Progress(pending)
-    failures: list[str] = []
+    tracker = GridTracker(pending, after_run)
+    if backend == "ray":
+        from experiments.ray_backend import run_on_ray
+
+        run_on_ray(pending, store, tracker, address, gpus_per_run)
+    else:
+        _run_local(pending, store, tracker, workers)
+    return len(pending), tracker.close()
+
+
+BACKENDS = ("local", "ray")
+
+
+def _run_local(pending: list[RunSpec], store: ResultsStore, tracker: GridTracker, workers: int) -> None:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         q = manager.Queue()
@@ -210,32 +271,20 @@ def run_grid(
                 finished, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
                 try:
                     while True:
-                        progress.update(*q.get_nowait())
+                        tracker.step(*q.get_nowait())
                 except queue.Empty:
                     pass
-                progress._refresh()
+                tracker.progress.tick()
                 for fut in finished:
                     spec = futures[fut]
-                    name = f"{spec.algo} {spec.impl} {spec.env} seed {spec.seed}"
                     try:
                         row = fut.result()
                     except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
-                        failures.append(f"{name}: {LOST_WORKER}")
-                        progress.finish_run(spec, f"LOST {name}: {LOST_WORKER}", failed=True)
-                        continue
+                        tracker.failed(spec, LOST_WORKER, lost=True)
                     except Exception as exc:  # the run is marked failed in its meta.json
-                        failures.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-                        progress.finish_run(spec, f"FAILED {name}: {exc}", failed=True)
-                        continue
-                    progress.finish_run(
-                        spec,
-                        f"done {name}: score {row['score']:.1f} ({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)",
-                    )
-                    if after_run is not None:
-                        after_run(spec, row)
-    progress.close()
-    print(progress.line(), flush=True)
-    return len(pending), failures
+                        tracker.failed(spec, _first_line(exc))
+                    else:
+                        tracker.done(spec, row)
 
 
 def results_root(path: str | None) -> Path:

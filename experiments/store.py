@@ -227,7 +227,30 @@ class ResultsStore:
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
         return path
 
+    def install(self, spec: RunSpec, files: dict[str, bytes]) -> dict[str, Any]:
+        """Add a run finished elsewhere (a Ray node) from its directory's files; returns its index row."""
+        meta = json.loads(files["meta.json"])
+        if meta.get("status") != "complete":
+            raise ValueError(f"run {spec.run_id}: cannot install a run whose status is {meta.get('status')!r}")
+        path = self.path(spec)
+        tmp = path.with_name(f".{path.name}.installing")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        row = _index_row(json.loads(files["config.json"]), meta, spec.relpath())
+        self._add_rows([row])
+        return row
+
     def fail(self, spec: RunSpec, error: str) -> None:
+        """Mark ``spec`` failed (creating its directory if the run failed elsewhere, on a Ray node)."""
+        if not (self.path(spec) / "config.json").exists():
+            write_atomic(
+                self.path(spec) / "config.json",
+                json.dumps({**asdict(spec), "config_id": spec.config_id, "run_id": spec.run_id}, indent=2),
+            )
         meta = self.meta(spec) or {}
         meta.update(status="failed", error=error, ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_atomic(self.path(spec) / "meta.json", json.dumps(meta, indent=2))
