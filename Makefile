@@ -44,9 +44,10 @@ replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)
 
-bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO and TRPO, Hopper-v5, same hyperparameters) and their ratio
+bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, TRPO; Hopper-v5, same hyperparameters), and of 8 seeds batched
 	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 61440 --out results/bench/ppo-Hopper-v5.json
 	$(BIN)/rlrepro bench trpo --env Hopper-v5 --steps 61440 --out results/bench/trpo-Hopper-v5.json
+	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 20480 --seed-parallel 8 --out results/bench/ppo-Hopper-v5-seed-parallel-8.json
 
 regress: $(STAMP)  ## ALGO=ppo: is the current code a significant regression against results/regress/ALGO-baseline.csv?
 	$(BIN)/rlrepro regress $(ALGO) --workers $(WORKERS) $(ARGS)

@@ -2,6 +2,9 @@
 
 Both run the paper config on the same env and seed, one torch thread each, one after the other; the
 clock covers the training call only (imports and the first env construction are warmed up before).
+
+``seed_parallel=K`` measures aggregate throughput on one core instead: K seeds trained together in one
+process with batched networks, against the same K seeds run one after the other by ours and by SB3.
 """
 
 from __future__ import annotations
@@ -16,8 +19,70 @@ from pathlib import Path
 from experiments.registry import get_algo
 from experiments.store import provenance
 from replications.core.config import load_paper_config, resolve
+from replications.core.errors import UserError
 from replications.core.logging import RunLogger
 from replications.core.seeding import seed_everything
+
+
+def _timed(train, env_id: str, cfg, seeds: list[int], steps: int, root: Path) -> dict:  # noqa: ANN001
+    """Run ``train`` for each seed in turn (or, for a seed-parallel trainer, once for all seeds)."""
+    start = time.perf_counter()
+    if isinstance(train, tuple):  # (seed-parallel trainer,)
+        loggers = [RunLogger(root / f"seed{s}") for s in seeds]
+        total = sum(f["steps"] for f in train[0](env_id, cfg, seeds, steps, loggers))
+        for logger in loggers:
+            logger.close()
+    else:
+        total = 0
+        for seed in seeds:
+            logger = RunLogger(root / f"seed{seed}")
+            total += train(env_id, cfg, seed, steps, logger)["steps"]
+            logger.close()
+    wall = time.perf_counter() - start
+    return {"runs": len(seeds), "steps": total, "seconds": round(wall, 2), "steps_per_s": round(total / wall, 1)}
+
+
+def bench_seed_parallel(algo: str, env_id: str, steps: int, k: int, out: Path | None = None) -> dict:
+    """Aggregate env steps/s on one core: K seeds batched in one process vs K sequential runs (ours, SB3)."""
+    entry = get_algo(algo)
+    if entry.seed_parallel is None:
+        raise UserError(f"{algo} has no seed-parallel trainer; those that do: ppo, trpo, npg")
+    cfg = resolve(load_paper_config(algo), entry.config_cls, env_id, {})
+    seed_everything(0)
+    load_before = os.getloadavg()[0]
+    seeds = list(range(k))
+    contenders = {"ours_seed_parallel": (entry.seed_parallel,), "ours_sequential": entry.impls["ours"]}
+    if "sb3" in entry.impls:
+        contenders["sb3_sequential"] = entry.impls["sb3"]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {
+            name: _timed(train, env_id, cfg, seeds, steps, Path(tmp) / name) for name, train in contenders.items()
+        }
+    batched = results["ours_seed_parallel"]["steps_per_s"]
+    ratios = {f"seed_parallel_over_{name}": round(batched / r["steps_per_s"], 2) for name, r in results.items()}
+    ratios.pop("seed_parallel_over_ours_seed_parallel")
+    report = {
+        "algo": algo,
+        "env": env_id,
+        "seeds": k,
+        "steps_per_seed": steps,
+        "results": results,
+        "ratios": ratios,
+        "load_average_before": load_before,
+        "cpu": provenance()["cpu"],
+        "commit": provenance()["commit"],
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    print(f"{algo} on {env_id}: {k} seeds x {steps:,} steps, aggregate env steps/s on one core (1 torch thread)")
+    for name, r in results.items():
+        print(f"  {name:20s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s for {r['runs']} runs)")
+    for name, ratio in ratios.items():
+        print(f"  {name}: {ratio:.2f}x")
+    print(f"  (CPU: {report['cpu']}; load average before: {load_before:.2f})")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+    return report
 
 
 def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:

@@ -97,6 +97,7 @@ def _replicate(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         gpus_per_run=args.gpus_per_run,
+        seed_parallel=args.seed_parallel,
     )
     if not args.no_report:
         from experiments.reporting import write_report
@@ -165,7 +166,13 @@ def _index(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from experiments.bench import bench
 
-    bench(args.algo, args.env, args.steps, Path(args.out) if args.out else None)
+    out = Path(args.out) if args.out else None
+    if args.seed_parallel > 1:
+        from experiments.bench import bench_seed_parallel
+
+        bench_seed_parallel(args.algo, args.env, args.steps, args.seed_parallel, out)
+    else:
+        bench(args.algo, args.env, args.steps, out)
     return 0
 
 
@@ -229,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="local", help="local (a process pool here, the default) | ray")
     r.add_argument("--address", default=None, help="ray backend: the cluster's HOST:PORT (default: start one here)")
     r.add_argument("--gpus-per-run", type=float, default=0.0, help="ray backend: GPUs each run asks for")
+    r.add_argument(
+        "--seed-parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train up to K seeds of one config in one process with batched networks (ours; PPO, TRPO, NPG)",
+    )
     r.add_argument("--results", default=None, help="results root (default: results)")
     r.add_argument("--reports", default="reports", help="reports root")
     r.add_argument("--no-report", action="store_true")
@@ -267,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--env", default="Hopper-v5")
     b.add_argument("--steps", type=int, default=2048 * 30)
     b.add_argument("--out", default=None, help="also write the result as JSON here")
+    b.add_argument(
+        "--seed-parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="aggregate env steps/s of K seeds batched in one process vs K sequential runs (ours and SB3)",
+    )
     b.set_defaults(func=_bench)
 
     g = sub.add_parser("regress", help="is the current code a significant regression against the baseline?")

@@ -6,7 +6,8 @@ nodes need no shared filesystem; it returns the run directory's files, which the
 store and index exactly as a local run's. Progress (steps) streams back through a Ray queue. A task whose
 worker or node dies is retried by Ray (``max_retries``); a retry on the same node resumes from the run's
 last checkpoint in the staging store (replications/core/checkpoint.py), one on another node starts over.
-Tasks are spread over the nodes; each asks for one CPU and ``gpus_per_run`` GPUs.
+Tasks are spread over the nodes; each asks for one CPU and ``gpus_per_run`` GPUs. A task is one run, or
+with ``--seed-parallel K`` up to K seeds trained together in one process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from experiments.runner import GridTracker, _first_line, execute
+from experiments.runner import GridTracker, _first_line, execute_group
 from experiments.store import ResultsStore, RunSpec
 from replications.core.checkpoint import CHECKPOINT_FILE
 from replications.core.errors import UserError
@@ -32,29 +33,33 @@ def staging_root(store_root: str) -> Path:
     return Path(tempfile.gettempdir()) / "rlrepro-ray" / key
 
 
-def run_task(spec: RunSpec, store_root: str, progress_queue: Any) -> dict[str, bytes]:
-    """One run on whichever node Ray chose; returns {file name: contents} of its finished directory."""
+def run_task(specs: list[RunSpec], store_root: str, progress_queue: Any) -> list[dict[str, bytes]]:
+    """One work item (a run, or a seed-parallel group) on whichever node Ray chose; returns, per run, the
+    {file name: contents} of its finished directory."""
     import json
 
     import ray
 
     stage = ResultsStore(staging_root(store_root))
 
-    def report(step: int, recent_return: float) -> None:
+    def report(run_id: str, step: int) -> None:
         with contextlib.suppress(Exception):  # progress is best effort; the run must not die of it
-            progress_queue.put_nowait((spec.run_id, step))
+            progress_queue.put_nowait((run_id, step))
 
-    execute(spec, stage, report)
-    path = stage.path(spec)
-    meta = json.loads((path / "meta.json").read_text())
-    meta["ray"] = {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
-    files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.name != CHECKPOINT_FILE}
-    files["meta.json"] = json.dumps(meta, indent=2).encode()
-    return files
+    execute_group(specs, stage, report)
+    results = []
+    for spec in specs:
+        path = stage.path(spec)
+        meta = json.loads((path / "meta.json").read_text())
+        meta["ray"] = {"node_id": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
+        files = {p.name: p.read_bytes() for p in path.iterdir() if p.is_file() and p.name != CHECKPOINT_FILE}
+        files["meta.json"] = json.dumps(meta, indent=2).encode()
+        results.append(files)
+    return results
 
 
 def run_on_ray(
-    pending: list[RunSpec], store: ResultsStore, tracker: GridTracker, address: str | None, gpus_per_run: float
+    items: list[list[RunSpec]], store: ResultsStore, tracker: GridTracker, address: str | None, gpus_per_run: float
 ) -> None:
     import ray
     from ray.util.queue import Empty, Queue
@@ -75,7 +80,7 @@ def run_on_ray(
         task = ray.remote(run_task).options(
             num_cpus=1, num_gpus=gpus_per_run, max_retries=MAX_RETRIES, scheduling_strategy="SPREAD"
         )
-        refs = {task.remote(spec, str(store.root), progress_queue): spec for spec in pending}
+        refs = {task.remote(item, str(store.root), progress_queue): item for item in items}
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
             while True:
@@ -85,16 +90,19 @@ def run_on_ray(
                     break
             tracker.progress.tick()
             for ref in ready:
-                spec = refs.pop(ref)
+                item = refs.pop(ref)
                 try:
-                    files = ray.get(ref)
+                    results = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:  # the run itself failed (error, NaN): not retried
                     reason = _first_line(exc.cause) if exc.cause else _first_line(exc)
-                    store.fail(spec, reason)
-                    tracker.failed(spec, reason)
+                    for spec in item:
+                        store.fail(spec, reason)
+                        tracker.failed(spec, reason)
                 except ray.exceptions.RayError as exc:  # worker/node lost more than MAX_RETRIES times
-                    tracker.failed(spec, f"Ray lost the task: {_first_line(exc)}", lost=True)
+                    for spec in item:
+                        tracker.failed(spec, f"Ray lost the task: {_first_line(exc)}", lost=True)
                 else:
-                    tracker.done(spec, store.install(spec, files))
+                    for spec, files in zip(item, results, strict=True):
+                        tracker.done(spec, store.install(spec, files))
     finally:
         ray.shutdown()

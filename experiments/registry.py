@@ -24,6 +24,8 @@ class AlgoEntry:
     impls: dict[str, TrainFn]
     impl_settings: dict[str, Callable[[Any], dict[str, Any]]]
     """impl -> the library-specific settings derived from our config (part of the run's identity)."""
+    seed_parallel: TrainFn | None = None
+    """``train(env_id, cfg, seeds, total_steps, loggers) -> [facts]``: several seeds of ours, batched."""
 
 
 ALGOS: dict[str, AlgoEntry] = {
@@ -32,6 +34,7 @@ ALGOS: dict[str, AlgoEntry] = {
         ppo.PPOConfig,
         {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
         {"sb3": sb3_adapters.ppo_settings},
+        ppo.train_seed_parallel,
     ),
     "trpo": AlgoEntry(
         "trpo",

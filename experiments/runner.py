@@ -23,6 +23,7 @@ import pandas as pd
 from analysis.scoring import score as score_episodes
 from experiments.registry import check_impls, get_algo
 from experiments.store import ResultsStore, RunSpec
+from replications.core.checkpoint import CHECKPOINT_FILE
 from replications.core.config import build_config, load_paper_config, resolve
 from replications.core.envs import check_env_id
 from replications.core.errors import UserError
@@ -78,8 +79,12 @@ def plan_grid(
     ]
 
 
+ProgressFn = Callable[[str, int], None]
+"""(run_id, env steps so far) -> None"""
+
+
 def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, float], None] | None = None) -> dict:
-    """Run one spec into the store (discarding any unfinished earlier attempt); returns its index row."""
+    """Run one spec into the store (resuming a killed attempt from its checkpoint); returns its index row."""
     entry = get_algo(spec.algo)
     cfg = build_config(entry.config_cls, spec.hyperparameters, spec.algo)
     resume = store.resumable(spec)
@@ -92,18 +97,69 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, floa
         store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
         raise
     logger.close()
+    return _complete(spec, store, logger, facts)
+
+
+def execute_group(specs: list[RunSpec], store: ResultsStore, on_progress: ProgressFn | None = None) -> list[dict]:
+    """Run specs that differ only in their seed: one ``execute`` each, or, for several seeds of an algorithm
+    with a seed-parallel trainer, all of them in this process with batched networks. Returns index rows."""
+    if len(specs) == 1:
+        spec = specs[0]
+        report = None if on_progress is None else (lambda step, _r: on_progress(spec.run_id, step))
+        return [execute(spec, store, report)]
+    first = specs[0]
+    entry = get_algo(first.algo)
+    if entry.seed_parallel is None or any(s.impl != "ours" or s.config_id != first.config_id for s in specs):
+        raise UserError(f"{first.algo}: seed-parallel training needs one config of impl 'ours' and a trainer")
+    cfg = build_config(entry.config_cls, first.hyperparameters, first.algo)
+    loggers = []
+    for spec in specs:
+        (store.path(spec) / CHECKPOINT_FILE).unlink(missing_ok=True)  # a group always starts its seeds over
+        report = None if on_progress is None else (lambda step, _r, rid=spec.run_id: on_progress(rid, step))
+        loggers.append(RunLogger(store.begin(spec), report))
+    try:
+        facts = entry.seed_parallel(first.env, cfg, [s.seed for s in specs], first.steps, loggers)
+    except BaseException as exc:
+        for spec, logger in zip(specs, loggers, strict=True):
+            logger.close()
+            store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
+        raise
+    for logger in loggers:
+        logger.close()
+    return [
+        _complete(spec, store, logger, {**f, "seed_parallel": len(specs)})
+        for spec, logger, f in zip(specs, loggers, facts, strict=True)
+    ]
+
+
+def _complete(spec: RunSpec, store: ResultsStore, logger: RunLogger, facts: dict) -> dict:
     wall = logger.elapsed()  # training time of the run's timeline (a resumed run adds up its attempts)
+    path = store.path(spec)
     episodes = pd.read_csv(path / "episodes.csv")
     evaluations = pd.read_csv(path / "evaluations.csv") if (path / "evaluations.csv").exists() else None
     scoring = load_paper_config(spec.algo).scoring
     return store.complete(spec, facts, wall, score_episodes(episodes, scoring, evaluations), len(episodes))
 
 
-def _worker(spec: RunSpec, root: str, progress_queue: Any) -> dict:
-    def report(step: int, recent_return: float) -> None:
-        progress_queue.put((spec.run_id, step))
+def work_items(pending: list[RunSpec], seed_parallel: int) -> list[list[RunSpec]]:
+    """Units of work: single runs, or up to ``seed_parallel`` seeds of one config trained together (for
+    our implementation of an algorithm that has a seed-parallel trainer)."""
+    if seed_parallel < 1:
+        raise UserError(f"--seed-parallel must be a positive integer, got {seed_parallel}")
+    groups: dict[str, list[RunSpec]] = {}
+    items: list[list[RunSpec]] = []
+    for spec in pending:
+        if seed_parallel > 1 and spec.impl == "ours" and get_algo(spec.algo).seed_parallel is not None:
+            groups.setdefault(spec.config_id, []).append(spec)
+        else:
+            items.append([spec])
+    for group in groups.values():
+        items += [group[i : i + seed_parallel] for i in range(0, len(group), seed_parallel)]
+    return items
 
-    return execute(spec, ResultsStore(root), report)
+
+def _worker(specs: list[RunSpec], root: str, progress_queue: Any) -> list[dict]:
+    return execute_group(specs, ResultsStore(root), lambda run_id, step: progress_queue.put((run_id, step)))
 
 
 def _fmt_time(seconds: float) -> str:
@@ -228,12 +284,14 @@ def run_grid(
     backend: str = "local",
     address: str | None = None,
     gpus_per_run: float = 0.0,
+    seed_parallel: int = 1,
 ) -> tuple[int, list[str]]:
     """Run the specs not yet complete; returns (number run, failure messages). Never stops on one failure.
 
     ``backend='local'``: a pool of ``workers`` processes on this machine (no server). ``backend='ray'``: one
     Ray task per run on the cluster at ``address`` (``None``: a Ray instance started here), see
-    experiments/ray_backend.py. Either way the finished runs land in ``store``.
+    experiments/ray_backend.py. Either way the finished runs land in ``store``. ``seed_parallel=K`` trains up
+    to K seeds of one config in one worker with batched networks (replications/core/seed_parallel.py).
     """
     if backend not in BACKENDS:
         raise UserError(f"unknown backend '{backend}'; allowed: {', '.join(BACKENDS)}")
@@ -247,25 +305,28 @@ def run_grid(
     )
     if not pending:
         return 0, []
+    items = work_items(pending, seed_parallel)
+    if len(items) < len(pending):
+        print(f"seed-parallel: {len(pending)} runs in {len(items)} work items of up to {seed_parallel} seeds")
     tracker = GridTracker(pending, after_run)
     if backend == "ray":
         from experiments.ray_backend import run_on_ray
 
-        run_on_ray(pending, store, tracker, address, gpus_per_run)
+        run_on_ray(items, store, tracker, address, gpus_per_run)
     else:
-        _run_local(pending, store, tracker, workers)
+        _run_local(items, store, tracker, workers)
     return len(pending), tracker.close()
 
 
 BACKENDS = ("local", "ray")
 
 
-def _run_local(pending: list[RunSpec], store: ResultsStore, tracker: GridTracker, workers: int) -> None:
+def _run_local(items: list[list[RunSpec]], store: ResultsStore, tracker: GridTracker, workers: int) -> None:
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         q = manager.Queue()
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_worker, spec, str(store.root), q): spec for spec in pending}
+            futures = {pool.submit(_worker, item, str(store.root), q): item for item in items}
             remaining = set(futures)
             while remaining:
                 finished, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
@@ -276,15 +337,18 @@ def _run_local(pending: list[RunSpec], store: ResultsStore, tracker: GridTracker
                     pass
                 tracker.progress.tick()
                 for fut in finished:
-                    spec = futures[fut]
+                    item = futures[fut]
                     try:
-                        row = fut.result()
+                        rows = fut.result()
                     except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
-                        tracker.failed(spec, LOST_WORKER, lost=True)
+                        for spec in item:
+                            tracker.failed(spec, LOST_WORKER, lost=True)
                     except Exception as exc:  # the run is marked failed in its meta.json
-                        tracker.failed(spec, _first_line(exc))
+                        for spec in item:
+                            tracker.failed(spec, _first_line(exc))
                     else:
-                        tracker.done(spec, row)
+                        for spec, row in zip(item, rows, strict=True):
+                            tracker.done(spec, row)
 
 
 def results_root(path: str | None) -> Path:

@@ -273,6 +273,7 @@ class ResultsStore:
             score=score,
             n_episodes=n_episodes,
             sb3_differences=facts.get("sb3_differences", []),
+            seed_parallel=facts.get("seed_parallel", 1),
         )
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
         cfg = json.loads((path / "config.json").read_text())

@@ -12,7 +12,7 @@ run produces the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -28,6 +28,39 @@ from replications.core.rollout import Batch, RolloutCollector
 from replications.core.seeding import seed_everything
 
 UpdateFn = Callable[[Batch, int, int], dict[str, Any]]
+BATCH_TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")
+
+
+def add_advantages(batch: Batch, gamma: float, gae_lambda: float) -> Batch:
+    """Fill ``batch.advantages`` and ``batch.returns`` (= advantages + values) by GAE."""
+    adv, ret = gae(
+        batch.rewards,
+        batch.values.double().numpy(),
+        batch.next_values,
+        batch.terminated,
+        batch.dones,
+        gamma,
+        gae_lambda,
+    )
+    batch.advantages = torch.from_numpy(adv).float()
+    batch.returns = torch.from_numpy(ret).float()
+    return batch
+
+
+def batch_tensors(batch: Batch) -> dict[str, torch.Tensor]:
+    """The tensors an update trains on, by name (each (T, ...))."""
+    return {name: getattr(batch, name) for name in BATCH_TENSORS}
+
+
+def minibatch_indices(n: int, epochs: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """``epochs`` shuffled passes over range(n) in minibatches of ``size`` (a last partial one is kept)."""
+    for _ in range(epochs):
+        yield from torch.randperm(n, generator=generator).split(size)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def run_on_policy(
@@ -63,18 +96,7 @@ def run_on_policy(
         first = saved["iteration"] + 1
         print(f"resuming from the checkpoint at step {collector.step_count:,} (iteration {first})", flush=True)
     for iteration in range(first, n_iterations):
-        batch = collector.collect()
-        adv, ret = gae(
-            batch.rewards,
-            batch.values.double().numpy(),
-            batch.next_values,
-            batch.terminated,
-            batch.dones,
-            gamma,
-            gae_lambda,
-        )
-        batch.advantages = torch.from_numpy(adv).float()
-        batch.returns = torch.from_numpy(ret).float()
+        batch = add_advantages(collector.collect(), gamma, gae_lambda)
         stats = update(batch, iteration, n_iterations)
         logger.iteration(collector.step_count, **stats)
         if checkpointer is not None and checkpointer.due() and iteration + 1 < n_iterations:
@@ -113,6 +135,27 @@ def train_on_policy(
     ``value_hidden_sizes, value_activation`` (default: the policy's) and ``clip_observations, clip_rewards``
     (default 10). ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update.
     """
+    env, policy, value_fn, generator = build_seed(env_id, cfg, seed)
+    steps = run_on_policy(
+        env,
+        policy,
+        value_fn,
+        total_steps=total_steps,
+        horizon=cfg.horizon,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        update=make_update(cfg, policy, value_fn, generator),
+        logger=logger,
+        generator=generator,
+        seed=seed,
+        checkpointer=Checkpointer(logger.run_dir),
+    )
+    return finish_seed(env, policy, value_fn, logger, steps)
+
+
+def build_seed(env_id: str, cfg: Any, seed: int) -> tuple[gym.Env, Policy, nn.Module, torch.Generator]:
+    """Seed everything, then build the env, the policy and the value function (in that order: the networks'
+    initial weights come from the seeded global torch RNG)."""
     generator = seed_everything(seed)
     norm = Normalization(
         cfg.normalize_observations,
@@ -131,20 +174,11 @@ def train_on_policy(
         getattr(cfg, "value_activation", cfg.activation),
         cfg.orthogonal_init,
     )
-    steps = run_on_policy(
-        env,
-        policy,
-        value_fn,
-        total_steps=total_steps,
-        horizon=cfg.horizon,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        update=make_update(cfg, policy, value_fn, generator),
-        logger=logger,
-        generator=generator,
-        seed=seed,
-        checkpointer=Checkpointer(logger.run_dir),
-    )
+    return env, policy, value_fn, generator
+
+
+def finish_seed(env: gym.Env, policy: Policy, value_fn: nn.Module, logger: RunLogger, steps: int) -> dict[str, Any]:
+    """Save the model and normalisation state into the run directory; return the run's facts."""
     state = normalization_state(env)
     torch.save(
         {"policy": policy.state_dict(), "value": value_fn.state_dict(), "normalization": state},
