@@ -41,8 +41,9 @@ ALGOS: dict[str, AlgoEntry] = {
         trpo.TRPOConfig,
         {"ours": trpo.train, "sb3": sb3_adapters.train_trpo},
         {"sb3": sb3_adapters.trpo_settings},
+        trpo.train_seed_parallel,
     ),
-    "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}),  # no SB3 counterpart
+    "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}, npg.train_seed_parallel),  # no SB3 counterpart
     "sac": AlgoEntry("sac", sac.SACConfig, {"ours": sac.train}, {}),  # SB3 adapter: not yet (issue 4)
 }
 IMPLS = ("ours", "sb3")

@@ -25,12 +25,14 @@ Implementation details:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from replications.core.advantages import standardize
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     conjugate_gradient,
@@ -42,8 +44,13 @@ from replications.core.natural_gradient import (
     surrogate_objective,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import train_on_policy
+from replications.core.onpolicy import stats_row, train_on_policy
 from replications.core.rollout import Batch
+from replications.core.seed_parallel import (
+    SeedParallel,
+    fit_value_function_seed_parallel,
+    train_on_policy_seed_parallel,
+)
 from replications.core.value import fit_value_function
 
 
@@ -70,36 +77,107 @@ class NPGConfig:
     normalize_rewards: bool
 
 
+def _surrogate(policy: Policy, _value_fn: nn.Module, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
+    return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
+
+
+def _dist_params(policy: Policy, _value_fn: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return policy.dist_params(obs)
+
+
+def _mean_kl(policy: Policy, _value_fn: nn.Module, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+    return policy.kl_from(old, obs).mean()
+
+
+def npg_step(
+    cfg: NPGConfig,
+    params: list[torch.Tensor],
+    surrogate: Callable[[], torch.Tensor],
+    mean_kl: Callable[[], torch.Tensor],
+    batched: bool = False,
+) -> torch.Tensor:
+    """theta <- theta_old + sqrt(delta_n / g^T x) x with x = F^-1 g; returns the step taken. With
+    ``batched``, the callables return one value per seed and the step is (K, n)."""
+    g = flat_grad(surrogate().sum(), params, batched=batched)
+    fvp = fisher_vector_product(mean_kl, params, cfg.cg_damping, batched)
+    x = conjugate_gradient(fvp, g, cfg.cg_iters)
+    step = kl_scaled_step(x, g, cfg.normalized_step_size / 2)  # = sqrt(delta_n / g^T x) x
+    set_flat_params(params, flat_params(params, batched) + step)
+    return step
+
+
+def _after_step(surrogate, mean_kl, adv: torch.Tensor, step: torch.Tensor) -> dict[str, Any]:  # noqa: ANN001
+    with torch.no_grad():
+        return {
+            "kl": mean_kl(),
+            "surrogate_gain": surrogate() - adv.mean(-1),  # the surrogate is mean(A) at theta_old
+            "step_norm": step.norm(dim=-1),
+        }
+
+
 def make_update(cfg: NPGConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
     params = list(policy.parameters())
     value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate)
 
     def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
         obs, actions = batch.obs, batch.actions
-        adv = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std(unbiased=False) + 1e-6)
+        adv = standardize(batch.advantages, 1e-6, unbiased=False)
         with torch.no_grad():
-            old = policy.dist_params(obs)
+            old = _dist_params(policy, value_fn, obs)
 
         def surrogate() -> torch.Tensor:
-            return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], batch.log_probs, adv)
+            return _surrogate(policy, value_fn, obs, actions, batch.log_probs, adv)
 
-        g = flat_grad(surrogate(), params)
-        fvp = fisher_vector_product(lambda: policy.kl_from(old, obs).mean(), params, cfg.cg_damping)
-        x = conjugate_gradient(fvp, g, cfg.cg_iters)
-        step = kl_scaled_step(x, g, cfg.normalized_step_size / 2)  # = sqrt(delta_n / g^T x) x
-        set_flat_params(params, flat_params(params) + step)
-        with torch.no_grad():
-            kl = float(policy.kl_from(old, obs).mean())
-            gain = float(surrogate()) - float((adv).mean())  # the surrogate is mean(A) at theta_old
-        v_loss = fit_value_function(
+        def mean_kl() -> torch.Tensor:
+            return _mean_kl(policy, value_fn, old, obs)
+
+        step = npg_step(cfg, params, surrogate, mean_kl)
+        stats = _after_step(surrogate, mean_kl, adv, step)
+        stats["value_loss"] = fit_value_function(
             value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
         )
-        return {"kl": kl, "surrogate_gain": gain, "step_norm": float(step.norm()), "value_loss": v_loss}
+        return stats_row(stats)
 
     update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
+    return update
+
+
+def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
+    """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and step size)."""
+    params = model.parameters("policy")
+    value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate)
+    surrogate_k, dist_params, mean_kl_k = model.vmap(_surrogate), model.vmap(_dist_params), model.vmap(_mean_kl)
+
+    def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
+        obs, actions = data["obs"], data["actions"]
+        adv = standardize(data["advantages"], 1e-6, unbiased=False)
+        with torch.no_grad():
+            old = dist_params(obs)
+
+        def surrogate() -> torch.Tensor:
+            return surrogate_k(obs, actions, data["log_probs"], adv)
+
+        def mean_kl() -> torch.Tensor:
+            return mean_kl_k(old, obs)
+
+        step = npg_step(cfg, params, surrogate, mean_kl, batched=True)
+        stats = _after_step(surrogate, mean_kl, adv, step)
+        stats["value_loss"] = fit_value_function_seed_parallel(
+            model, value_opt, obs, data["returns"], cfg.value_epochs, cfg.value_minibatch_size
+        )
+        return [stats_row(stats, k) for k in range(model.n_seeds)]
+
+    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]
     return update
 
 
 def train(env_id: str, cfg: NPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
     return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
+
+
+def train_seed_parallel(
+    env_id: str, cfg: NPGConfig, seeds: list[int], total_steps: int, loggers: list[RunLogger]
+) -> list[dict[str, Any]]:
+    """Train len(seeds) seeds in this process with batched networks (core/seed_parallel.py)."""
+    return train_on_policy_seed_parallel(env_id, cfg, seeds, total_steps, loggers, make_seed_parallel_update)

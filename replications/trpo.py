@@ -29,14 +29,17 @@ Implementation details:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from replications.core.advantages import standardize
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
+    LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,
@@ -45,8 +48,13 @@ from replications.core.natural_gradient import (
     surrogate_objective,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import train_on_policy
+from replications.core.onpolicy import stats_row, train_on_policy
 from replications.core.rollout import Batch
+from replications.core.seed_parallel import (
+    SeedParallel,
+    fit_value_function_seed_parallel,
+    train_on_policy_seed_parallel,
+)
 from replications.core.value import fit_value_function
 
 
@@ -80,47 +88,116 @@ class TRPOConfig:
     clip_rewards: float
 
 
+def _surrogate(policy: Policy, _value_fn: nn.Module, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
+    """Eq. (14) for one seed."""
+    return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
+
+
+def _dist_params(policy: Policy, _value_fn: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return policy.dist_params(obs)
+
+
+def _mean_kl(policy: Policy, _value_fn: nn.Module, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+    """The mean KL of eq. (12) for one seed."""
+    return policy.kl_from(old, obs).mean()
+
+
+def trpo_step(
+    cfg: TRPOConfig,
+    params: list[torch.Tensor],
+    surrogate: Callable[[], torch.Tensor],
+    mean_kl: Callable[[], torch.Tensor],
+    fisher_kl: Callable[[], torch.Tensor],
+    batched: bool = False,
+) -> LineSearchResult:
+    """One policy step (App. C): g, x = F^-1 g by CG, the KL-scaled full step, the line search. ``fisher_kl``
+    is the mean KL on the Fisher subsample. With ``batched``, every callable returns one value per seed."""
+    g = flat_grad(surrogate().sum(), params, batched=batched)
+    fvp = fisher_vector_product(fisher_kl, params, cfg.cg_damping, batched)
+    x = conjugate_gradient(fvp, g, cfg.cg_iters)
+    step = kl_scaled_step(x, fvp(x), cfg.max_kl)
+    return backtracking_line_search(
+        params, step, surrogate, mean_kl, cfg.max_kl, cfg.line_search_shrink, cfg.line_search_max_backtracks
+    )
+
+
+def _stats(search: LineSearchResult, v_loss: torch.Tensor | float) -> dict[str, Any]:
+    return {
+        "surrogate_gain": search.improvement,
+        "kl": search.kl,
+        "step_fraction": search.fraction,
+        "accepted": search.accepted.long(),
+        "value_loss": v_loss,
+    }
+
+
 def make_update(cfg: TRPOConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
     params = list(policy.parameters())
     value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
+    sub = slice(None, None, cfg.fisher_subsample)
 
     def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
         obs, actions, adv = batch.obs, batch.actions, batch.advantages
         if cfg.normalize_advantages:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            adv = standardize(adv, 1e-8)
         with torch.no_grad():
-            old = policy.dist_params(obs)
-        sub = slice(None, None, cfg.fisher_subsample)
+            old = _dist_params(policy, value_fn, obs)
         old_sub = tuple(t[sub] for t in old)
-
-        def surrogate() -> torch.Tensor:
-            return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], batch.log_probs, adv)
-
-        def mean_kl() -> torch.Tensor:
-            return policy.kl_from(old, obs).mean()
-
-        g = flat_grad(surrogate(), params)
-        fvp = fisher_vector_product(lambda: policy.kl_from(old_sub, obs[sub]).mean(), params, cfg.cg_damping)
-        x = conjugate_gradient(fvp, g, cfg.cg_iters)
-        step = kl_scaled_step(x, fvp(x), cfg.max_kl)
-        search = backtracking_line_search(
-            params, step, surrogate, mean_kl, cfg.max_kl, cfg.line_search_shrink, cfg.line_search_max_backtracks
+        search = trpo_step(
+            cfg,
+            params,
+            lambda: _surrogate(policy, value_fn, obs, actions, batch.log_probs, adv),
+            lambda: _mean_kl(policy, value_fn, old, obs),
+            lambda: _mean_kl(policy, value_fn, old_sub, obs[sub]),
         )
         v_loss = fit_value_function(
             value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
         )
-        return {
-            "surrogate_gain": search.improvement,
-            "kl": search.kl,
-            "step_fraction": search.fraction,
-            "accepted": int(search.accepted),
-            "value_loss": v_loss,
-        }
+        return stats_row(_stats(search, v_loss))
 
     update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
+    return update
+
+
+def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
+    """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and line search)."""
+    params = model.parameters("policy")
+    value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
+    surrogate, dist_params, mean_kl = model.vmap(_surrogate), model.vmap(_dist_params), model.vmap(_mean_kl)
+    sub = slice(None, None, cfg.fisher_subsample)
+
+    def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
+        obs, actions, adv = data["obs"], data["actions"], data["advantages"]
+        if cfg.normalize_advantages:
+            adv = standardize(adv, 1e-8)
+        with torch.no_grad():
+            old = dist_params(obs)
+        old_sub, obs_sub = tuple(t[:, sub] for t in old), obs[:, sub]
+        search = trpo_step(
+            cfg,
+            params,
+            lambda: surrogate(obs, actions, data["log_probs"], adv),
+            lambda: mean_kl(old, obs),
+            lambda: mean_kl(old_sub, obs_sub),
+            batched=True,
+        )
+        v_loss = fit_value_function_seed_parallel(
+            model, value_opt, obs, data["returns"], cfg.value_epochs, cfg.value_minibatch_size
+        )
+        stats = _stats(search, v_loss)
+        return [stats_row(stats, k) for k in range(model.n_seeds)]
+
+    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]
     return update
 
 
 def train(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
     return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
+
+
+def train_seed_parallel(
+    env_id: str, cfg: TRPOConfig, seeds: list[int], total_steps: int, loggers: list[RunLogger]
+) -> list[dict[str, Any]]:
+    """Train len(seeds) seeds in this process with batched networks (core/seed_parallel.py)."""
+    return train_on_policy_seed_parallel(env_id, cfg, seeds, total_steps, loggers, make_seed_parallel_update)

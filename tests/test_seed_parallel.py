@@ -12,7 +12,12 @@ from replications.core.seed_parallel import clip_grad_norm_per_seed_, gather_see
 
 STATS = {
     "ppo": ["policy_loss", "value_loss", "entropy", "approx_kl"],
+    "trpo": ["surrogate_gain", "kl", "step_fraction", "accepted", "value_loss"],
+    "npg": ["kl", "surrogate_gain", "step_norm", "value_loss"],
 }
+# iterations over which the batched seed matches its single run to float rounding; NPG's full, unsearched
+# natural step makes every later rollout sensitive to the ~1e-5 parameter differences of the first one
+TIGHT_ITERATIONS = {"ppo": 4, "trpo": 4, "npg": 1}
 
 
 def test_gather_seeds_takes_each_seeds_own_rows():
@@ -42,28 +47,51 @@ def test_per_seed_gradient_clipping_equals_clipping_each_seed_alone():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo,env", [("ppo", "Pendulum-v1"), ("ppo", "CartPole-v1")])
-def test_seed_i_of_a_batched_run_matches_the_single_run_of_seed_i(tmp_path, algo, env):
-    overrides = {"horizon": 512}
+@pytest.mark.parametrize(
+    "algo,env,extra",
+    [
+        ("ppo", "Pendulum-v1", {}),
+        ("ppo", "CartPole-v1", {}),
+        ("trpo", "Pendulum-v1", {}),
+        ("trpo", "CartPole-v1", {}),
+        # NPG's own damping (1e-4) leaves F so ill-conditioned that 10 CG steps amplify last-bit differences
+        # of the Fisher-vector product (~1e-7) to a few percent of the step (as a run on another CPU would
+        # be); with damping 0.1 the batched machinery is shown to agree to float tolerance. The damping-1e-4
+        # case is checked up to CG in test_npg_batched_update_agrees_before_conjugate_gradient.
+        ("npg", "Pendulum-v1", {"cg_damping": 0.1}),
+    ],
+)
+def test_seed_i_of_a_batched_run_matches_the_single_run_of_seed_i(tmp_path, algo, env, extra):
+    overrides = {"horizon": 512, **extra}
     specs = [make_spec(algo, "ours", env, seed, 2048, "custom", overrides) for seed in (0, 1, 2)]
     batched = ResultsStore(tmp_path / "batched")
     rows = execute_group(specs, batched)
     assert [r["seed"] for r in rows] == [0, 1, 2]
     single = ResultsStore(tmp_path / "single")
+    tight = TIGHT_ITERATIONS[algo]
     for spec in specs:
         execute(spec, single)
         a, b = batched.path(spec), single.path(spec)
         pa, pb = pd.read_csv(a / "progress.csv"), pd.read_csv(b / "progress.csv")
         assert list(pa.step) == list(pb.step) == [512, 1024, 1536, 2048]
-        # over the first iterations the trajectories are the same and the statistics agree to float rounding
-        np.testing.assert_allclose(pa[STATS[algo]].to_numpy(), pb[STATS[algo]].to_numpy(), rtol=2e-3, atol=1e-5)
+        got, want = pa[STATS[algo]].to_numpy(), pb[STATS[algo]].to_numpy()
+        # over the first iterations the statistics agree to float rounding...
+        np.testing.assert_allclose(got[:tight], want[:tight], rtol=2e-3, atol=1e-5)
+        # ...after which rounding differences in the parameters have moved the rollouts a little
+        np.testing.assert_allclose(got, want, rtol=5e-2, atol=1e-3)
         ea, eb = pd.read_csv(a / "episodes.csv"), pd.read_csv(b / "episodes.csv")
         assert list(ea.length) == list(eb.length)
-        np.testing.assert_allclose(ea["return"], eb["return"], rtol=1e-4, atol=1e-3)
+        first = ea.step <= 512  # collected with identical initial weights: identical returns
+        np.testing.assert_allclose(ea["return"][first], eb["return"][first], rtol=1e-6)
+        np.testing.assert_allclose(ea["return"], eb["return"], rtol=1e-2 if tight < 4 else 1e-4, atol=1e-3)
         ma, mb = (torch.load(p / "model.pt", weights_only=False) for p in (a, b))
         for name in ("policy", "value"):
-            for key in mb[name]:
-                torch.testing.assert_close(ma[name][key], mb[name][key], rtol=1e-4, atol=1e-5)
+            if tight == 4:
+                for key in mb[name]:
+                    torch.testing.assert_close(ma[name][key], mb[name][key], rtol=1e-4, atol=1e-5)
+            else:  # the whole network within 1% (its parameters moved far more than that from their init)
+                flat_a, flat_b = (torch.cat([t.flatten() for t in m[name].values()]) for m in (ma, mb))
+                assert (flat_a - flat_b).norm() <= 0.01 * flat_b.norm()
     # the seeds really differ from one another (the batch is not K copies of one seed)
     returns = [pd.read_csv(batched.path(s) / "episodes.csv")["return"].iloc[0] for s in specs]
     assert len(set(returns)) == 3
@@ -75,3 +103,38 @@ def test_work_items_group_only_our_seeds_of_one_config():
     assert sorted(len(i) for i in items) == [1, 1, 1, 1, 1, 1, 2, 2]
     assert all(len({s.config_id for s in i}) == 1 and i[0].impl == "ours" for i in items if len(i) > 1)
     assert len(work_items(specs, 1)) == 10
+
+
+def test_npg_batched_update_agrees_before_conjugate_gradient():
+    """At NPG's own damping: the batched gradient equals the single one exactly and the batched
+    Fisher-vector product agrees to float rounding (what CG then amplifies)."""
+    from replications import npg
+    from replications.core.config import load_paper_config, resolve
+    from replications.core.natural_gradient import fisher_vector_product, flat_grad
+    from replications.core.onpolicy import add_advantages, batch_tensors, build_seed
+    from replications.core.rollout import RolloutCollector
+    from replications.core.seed_parallel import SeedParallel
+
+    cfg = resolve(load_paper_config("npg"), npg.NPGConfig, "Pendulum-v1", {"horizon": 256})
+    env, policy, value_fn, gen = build_seed("Pendulum-v1", cfg, 0)
+    data = batch_tensors(
+        add_advantages(RolloutCollector(env, policy, value_fn, 256, gen, 0, print).collect(), 0.99, 0.97)
+    )
+    with torch.no_grad():
+        old = policy.dist_params(data["obs"])
+    params = list(policy.parameters())
+    g = flat_grad(
+        npg._surrogate(policy, value_fn, data["obs"], data["actions"], data["log_probs"], data["advantages"]), params
+    )
+    fvp = fisher_vector_product(lambda: npg._mean_kl(policy, value_fn, old, data["obs"]), params, cfg.cg_damping)
+    model = SeedParallel([policy], [value_fn], [gen])
+    batch = {k: v[None] for k, v in data.items()}
+    surrogate = model.vmap(npg._surrogate)(batch["obs"], batch["actions"], batch["log_probs"], batch["advantages"])
+    g_k = flat_grad(surrogate.sum(), model.parameters("policy"), batched=True)
+    kl_k = model.vmap(npg._mean_kl)
+    fvp_k = fisher_vector_product(
+        lambda: kl_k(tuple(t[None] for t in old), batch["obs"]), model.parameters("policy"), cfg.cg_damping, True
+    )
+    assert torch.equal(g_k[0], g)
+    v = torch.randn(g.shape, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(fvp_k(v[None])[0], fvp(v), rtol=1e-5, atol=1e-6)

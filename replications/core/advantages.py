@@ -1,6 +1,7 @@
 """Advantage estimators on one trajectory segment (written once, used by PPO, TRPO, NPG, Q-Prop).
 
-Shapes: every argument is a 1-D array of length T (one env, time-major).
+Shapes: every argument of ``gae`` is a 1-D array of length T (one env, time-major); ``standardize`` works
+along the last dimension of a torch tensor ((T,) for one seed, (K, T) for K seeds).
 
 Termination vs truncation: ``next_values[t]`` is V(s_{t+1}) for the state actually reached after step t,
 *including* the final observation of an episode cut by a time limit (bootstrap on truncation);
@@ -11,6 +12,7 @@ truncated) stops the backward recursion at every episode boundary.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def gae(
@@ -36,3 +38,9 @@ def gae(
         running = deltas[t] + decay[t] * running
         advantages[t] = running
     return advantages, advantages + values
+
+
+def standardize(adv: torch.Tensor, eps: float, unbiased: bool = True) -> torch.Tensor:
+    """(A - mean A) / (std A + eps) along the last dimension (the advantage normalisation of PPO, TRPO and
+    NPG's reference code; ``unbiased=False`` for the population std, as mjrl)."""
+    return (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, unbiased=unbiased, keepdim=True) + eps)

@@ -7,7 +7,9 @@ For a policy pi_theta with parameters theta (a flat vector of n entries) and a b
     step     = sqrt(2 delta / x^T F x) x      the step whose quadratic KL model equals delta
     accept   theta_old + beta^j step for the first j with  L(theta) > L(theta_old)  and  KL <= delta
              (backtracking line search; TRPO uses it, NPG takes the full step)
-Shapes: every vector here is 1-D of length n (``flat_params`` order).
+Shapes: a vector is (n,) for one policy (``flat_params`` order), or (K, n) for K seeds trained together
+(core/seed_parallel.py: stacked parameters (K, ...), ``batched=True``); then every dot product, step size,
+line-search decision and CG coefficient is per row, so each seed follows exactly its own recursion.
 """
 
 from __future__ import annotations
@@ -27,7 +29,19 @@ def surrogate_objective(log_probs: torch.Tensor, old_log_probs: torch.Tensor, ad
     return (torch.exp(log_probs - old_log_probs) * advantages).mean()
 
 
-def flat_params(params: list[nn.Parameter]) -> Vector:
+def _dot(a: Vector, b: Vector) -> torch.Tensor:
+    """a . b, per row for (K, n) vectors."""
+    return a @ b if a.dim() == 1 else (a * b).sum(-1)
+
+
+def _col(c: torch.Tensor) -> torch.Tensor:
+    """A per-row coefficient (K,) as a column (K, 1), to scale (K, n) vectors row by row."""
+    return c if c.dim() == 0 else c[:, None]
+
+
+def flat_params(params: list[nn.Parameter], batched: bool = False) -> Vector:
+    if batched:
+        return torch.cat([p.detach().reshape(p.shape[0], -1) for p in params], dim=1)
     return torch.cat([p.detach().reshape(-1) for p in params])
 
 
@@ -35,67 +49,81 @@ def set_flat_params(params: list[nn.Parameter], flat: Vector) -> None:
     offset = 0
     with torch.no_grad():
         for p in params:
-            p.copy_(flat[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+            n = p[0].numel() if flat.dim() == 2 else p.numel()
+            p.copy_(flat[..., offset : offset + n].reshape(p.shape))
+            offset += n
 
 
-def _flatten(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) -> Vector:
-    return torch.cat(
-        [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
-    )
+def _flatten(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter], batched: bool) -> Vector:
+    grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True))
+    if batched:
+        return torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
+    return torch.cat([g.reshape(-1) for g in grads])
 
 
 def flat_grad(
-    output: torch.Tensor, params: list[nn.Parameter], create_graph: bool = False, retain_graph: bool | None = None
+    output: torch.Tensor,
+    params: list[nn.Parameter],
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+    batched: bool = False,
 ) -> Vector:
+    """d output / d params, flattened; with ``batched``, ``output`` is the sum of the K seeds' objectives and
+    row k of the result is seed k's gradient (the seeds share no parameter)."""
     grads = torch.autograd.grad(output, params, create_graph=create_graph, retain_graph=retain_graph, allow_unused=True)
-    return _flatten(grads, params)
+    return _flatten(grads, params, batched)
 
 
 def fisher_vector_product(
-    mean_kl: Callable[[], torch.Tensor], params: list[nn.Parameter], damping: float
+    mean_kl: Callable[[], torch.Tensor], params: list[nn.Parameter], damping: float, batched: bool = False
 ) -> Callable[[Vector], Vector]:
-    """v -> (H_KL + damping I) v, with ``mean_kl()`` the mean KL(pi_old || pi_theta) over the batch.
+    """v -> (H_KL + damping I) v, with ``mean_kl()`` the mean KL(pi_old || pi_theta) over the batch ((K,)
+    per-seed means when ``batched``).
 
     The KL's gradient graph is built once and reused for every product (double backprop)."""
-    kl_grad = flat_grad(mean_kl(), params, create_graph=True)
+    kl_grad = flat_grad(mean_kl().sum(), params, create_graph=True, batched=batched)
 
     def product(v: Vector) -> Vector:
-        return flat_grad(kl_grad @ v, params, retain_graph=True) + damping * v
+        return flat_grad(_dot(kl_grad, v).sum(), params, retain_graph=True, batched=batched) + damping * v
 
     return product
 
 
 def conjugate_gradient(avp: Callable[[Vector], Vector], b: Vector, iters: int, tol: float = 1e-10) -> Vector:
-    """Solve A x = b for symmetric positive-definite A given only ``avp(v) = A v``, from x0 = 0."""
+    """Solve A x = b for symmetric positive-definite A given only ``avp(v) = A v``, from x0 = 0.
+
+    For (K, n) systems (block-diagonal A) each row has its own coefficients and stops on its own residual."""
     x = torch.zeros_like(b)
     r = b.clone()
     p = b.clone()
-    rr = r @ r
+    rr = _dot(r, r)
     for _ in range(iters):
-        if rr < tol:
+        active = rr >= tol
+        if not active.any():
             break
         ap = avp(p)
-        alpha = rr / (p @ ap)
-        x += alpha * p
-        r -= alpha * ap
-        rr_new = r @ r
-        p = r + (rr_new / rr) * p
+        alpha = torch.where(active, rr / _dot(p, ap), 0.0)
+        x += _col(alpha) * p
+        r -= _col(alpha) * ap
+        rr_new = _dot(r, r)
+        p = r + _col(rr_new / rr) * p
         rr = rr_new
     return x
 
 
 def kl_scaled_step(x: Vector, fx: Vector, delta: float) -> Vector:
     """sqrt(2 delta / x^T F x) x: the step along x whose second-order KL estimate is delta."""
-    return torch.sqrt(2.0 * delta / (x @ fx).clamp_min(1e-20)) * x
+    return _col(torch.sqrt(2.0 * delta / _dot(x, fx).clamp_min(1e-20))) * x
 
 
 @dataclass(frozen=True)
 class LineSearchResult:
-    accepted: bool
-    fraction: float  # of the full step taken (0 when rejected)
-    improvement: float
-    kl: float
+    """Scalars for one policy, (K,) tensors for K seeds."""
+
+    accepted: torch.Tensor
+    fraction: torch.Tensor  # of the full step taken (0 when rejected)
+    improvement: torch.Tensor
+    kl: torch.Tensor
 
 
 def backtracking_line_search(
@@ -108,15 +136,26 @@ def backtracking_line_search(
     max_backtracks: int,
 ) -> LineSearchResult:
     """Try theta_old + shrink^j * full_step, j = 0..max_backtracks-1; keep the first with a higher surrogate
-    and mean KL <= delta. On rejection the parameters are restored exactly."""
-    old = flat_params(params)
+    and mean KL <= delta. On rejection the parameters are restored exactly.
+
+    For K seeds (``full_step`` (K, n), ``surrogate()`` and ``mean_kl()`` (K,)), each seed keeps its own first
+    acceptable j; seeds already accepted hold their step while the others keep shrinking."""
+    old = flat_params(params, batched=full_step.dim() == 2)
     with torch.no_grad():
-        base = float(surrogate())
+        base = surrogate().double()
+        accepted = torch.zeros(base.shape, dtype=torch.bool)
+        fraction, improvement, kl = (torch.zeros(base.shape, dtype=torch.float64) for _ in range(3))
         for j in range(max_backtracks):
-            fraction = shrink**j
-            set_flat_params(params, old + fraction * full_step)
-            improvement, kl = float(surrogate()) - base, float(mean_kl())
-            if improvement > 0 and kl <= delta:
-                return LineSearchResult(True, fraction, improvement, kl)
-        set_flat_params(params, old)
-    return LineSearchResult(False, 0.0, 0.0, 0.0)
+            trial = torch.where(accepted, fraction, shrink**j)
+            set_flat_params(params, old + _col(trial.float()) * full_step)
+            gain, trial_kl = surrogate().double() - base, mean_kl().double()
+            ok = ~accepted & (gain > 0) & (trial_kl <= delta)
+            fraction = torch.where(ok, trial, fraction)
+            improvement = torch.where(ok, gain, improvement)
+            kl = torch.where(ok, trial_kl, kl)
+            accepted = accepted | ok
+            if accepted.all():
+                break
+        if not accepted.all():  # rejected seeds back to theta_old exactly, accepted ones at their step
+            set_flat_params(params, torch.where(_col(accepted), old + _col(fraction.float()) * full_step, old))
+    return LineSearchResult(accepted, fraction, improvement, kl)

@@ -58,6 +58,12 @@ def minibatch_indices(n: int, epochs: int, size: int, generator: torch.Generator
         yield from torch.randperm(n, generator=generator).split(size)
 
 
+def stats_row(stats: dict[str, Any], k: int | None = None) -> dict[str, Any]:
+    """A statistics dict as plain numbers for the logger: tensors as Python scalars (entry ``k`` of (K,)
+    tensors for seed k of a seed-parallel run)."""
+    return {name: (v if k is None else v[k]).item() if isinstance(v, torch.Tensor) else v for name, v in stats.items()}
+
+
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

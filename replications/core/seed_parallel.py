@@ -38,6 +38,7 @@ from replications.core.onpolicy import (
     minibatch_indices,
 )
 from replications.core.rollout import RolloutCollector
+from replications.core.value import value_regression_loss
 
 
 class _Pair(nn.Module):
@@ -61,8 +62,9 @@ class SeedParallel:
         self.generators = generators
         self.n_seeds = len(self.pairs)
 
-    def parameters(self) -> list[torch.Tensor]:
-        return list(self.params.values())
+    def parameters(self, part: str | None = None) -> list[torch.Tensor]:
+        """All stacked parameters, or those of ``part`` ('policy' or 'value_fn'), in their modules' order."""
+        return [p for name, p in self.params.items() if part is None or name.startswith(f"{part}.")]
 
     def vmap(self, fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:
         """``fn(policy, value_fn, *args, **kwargs)`` for one seed -> the same for all seeds at once; every
@@ -102,6 +104,29 @@ def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> tor
     for p in params:
         p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
     return norms
+
+
+def fit_value_function_seed_parallel(
+    model: SeedParallel,
+    optimizer: torch.optim.Optimizer,
+    obs: torch.Tensor,
+    targets: torch.Tensor,
+    epochs: int,
+    minibatch_size: int,
+) -> torch.Tensor:
+    """``value.fit_value_function`` for K seeds at once (obs (K, T, d), targets (K, T)); returns (K,) mean
+    losses. ``optimizer`` holds the stacked value-function parameters."""
+    loss_fn = model.vmap(lambda _policy, value_fn, o, t: value_regression_loss(value_fn, o, t))
+    total, count = torch.zeros(model.n_seeds), 0
+    for idx in model.minibatch_indices(obs.shape[1], epochs, minibatch_size):
+        mb = gather_seeds({"obs": obs, "targets": targets}, idx)
+        loss = loss_fn(mb["obs"], mb["targets"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+        total += loss.detach()
+        count += 1
+    return total / max(count, 1)
 
 
 def train_on_policy_seed_parallel(

@@ -7,6 +7,11 @@ import torch
 from torch import nn
 
 
+def value_regression_loss(value_fn: nn.Module, obs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0.5 mean (V(s) - target)^2."""
+    return 0.5 * (value_fn(obs) - targets).pow(2).mean()
+
+
 def fit_value_function(
     value_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -22,7 +27,7 @@ def fit_value_function(
     total, count = torch.zeros(()), 0
     for _ in range(epochs):
         for idx in torch.randperm(obs.shape[0], generator=generator).split(minibatch_size):
-            loss = 0.5 * (value_fn(obs[idx]) - targets[idx]).pow(2).mean()
+            loss = value_regression_loss(value_fn, obs[idx], targets[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
