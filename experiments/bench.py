@@ -68,21 +68,14 @@ def bench_seed_parallel(algo: str, env_id: str, steps: int, k: int, out: Path | 
         "steps_per_seed": steps,
         "results": results,
         "ratios": ratios,
-        "load_average_before": load_before,
-        "cpu": provenance()["cpu"],
-        "commit": provenance()["commit"],
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **_machine(load_before),
     }
     print(f"{algo} on {env_id}: {k} seeds x {steps:,} steps, aggregate env steps/s on one core (1 torch thread)")
     for name, r in results.items():
         print(f"  {name:20s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s for {r['runs']} runs)")
     for name, ratio in ratios.items():
         print(f"  {name}: {ratio:.2f}x")
-    print(f"  (CPU: {report['cpu']}; load average before: {load_before:.2f})")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-    return report
+    return _finish(report, out)
 
 
 def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
@@ -90,19 +83,8 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
     cfg = resolve(load_paper_config(algo), entry.config_cls, env_id, {})
     seed_everything(0)  # warm-up: torch's deterministic-mode imports happen here, outside the clock
     load_before = os.getloadavg()[0]  # other work on the machine slows both implementations
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for impl, train in entry.impls.items():
-            logger = RunLogger(Path(tmp) / impl)
-            start = time.perf_counter()
-            facts = train(env_id, cfg, 0, steps, logger)
-            wall = time.perf_counter() - start
-            logger.close()
-            results[impl] = {
-                "steps": facts["steps"],
-                "seconds": round(wall, 2),
-                "steps_per_s": round(facts["steps"] / wall, 1),
-            }
+        results = {impl: _timed(fn, env_id, cfg, [0], steps, Path(tmp) / impl) for impl, fn in entry.impls.items()}
     ratio = results["ours"]["steps_per_s"] / results["sb3"]["steps_per_s"]
     report = {
         "algo": algo,
@@ -110,15 +92,27 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
         "steps": steps,
         "results": results,
         "ratio_ours_over_sb3": round(ratio, 2),
+        **_machine(load_before),
+    }
+    print(f"{algo} on {env_id}, {steps:,} steps per implementation, same hyperparameters, 1 torch thread")
+    for impl, r in results.items():
+        print(f"  {impl:5s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s)")
+    print(f"  ratio ours / sb3: {ratio:.2f}x")
+    return _finish(report, out)
+
+
+def _machine(load_before: float) -> dict:
+    return {
+        "load_average_before": load_before,
         "cpu": provenance()["cpu"],
         "python": platform.python_version(),
         "commit": provenance()["commit"],
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    print(f"{algo} on {env_id}, {steps:,} steps per implementation, same hyperparameters, 1 torch thread")
-    for impl, r in results.items():
-        print(f"  {impl:5s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s)")
-    print(f"  ratio ours / sb3: {ratio:.2f}x   (CPU: {report['cpu']}; load average before: {load_before:.2f})")
+
+
+def _finish(report: dict, out: Path | None) -> dict:
+    print(f"  (CPU: {report['cpu']}; load average before: {report['load_average_before']:.2f})")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))

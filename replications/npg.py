@@ -40,8 +40,10 @@ from replications.core.natural_gradient import (
     flat_grad,
     flat_params,
     kl_scaled_step,
+    policy_dist_params,
+    policy_mean_kl,
+    policy_surrogate,
     set_flat_params,
-    surrogate_objective,
 )
 from replications.core.networks import Policy
 from replications.core.onpolicy import stats_row, train_on_policy
@@ -75,18 +77,6 @@ class NPGConfig:
     orthogonal_init: bool
     normalize_observations: bool
     normalize_rewards: bool
-
-
-def _surrogate(policy: Policy, _value_fn: nn.Module, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
-    return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
-
-
-def _dist_params(policy: Policy, _value_fn: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return policy.dist_params(obs)
-
-
-def _mean_kl(policy: Policy, _value_fn: nn.Module, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
-    return policy.kl_from(old, obs).mean()
 
 
 def npg_step(
@@ -123,13 +113,13 @@ def make_update(cfg: NPGConfig, policy: Policy, value_fn: nn.Module, generator: 
         obs, actions = batch.obs, batch.actions
         adv = standardize(batch.advantages, 1e-6, unbiased=False)
         with torch.no_grad():
-            old = _dist_params(policy, value_fn, obs)
+            old = policy_dist_params(policy, value_fn, obs)
 
         def surrogate() -> torch.Tensor:
-            return _surrogate(policy, value_fn, obs, actions, batch.log_probs, adv)
+            return policy_surrogate(policy, value_fn, obs, actions, batch.log_probs, adv)
 
         def mean_kl() -> torch.Tensor:
-            return _mean_kl(policy, value_fn, old, obs)
+            return policy_mean_kl(policy, value_fn, old, obs)
 
         step = npg_step(cfg, params, surrogate, mean_kl)
         stats = _after_step(surrogate, mean_kl, adv, step)
@@ -146,7 +136,11 @@ def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
     """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and step size)."""
     params = model.parameters("policy")
     value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate)
-    surrogate_k, dist_params, mean_kl_k = model.vmap(_surrogate), model.vmap(_dist_params), model.vmap(_mean_kl)
+    surrogate_k, dist_params, mean_kl_k = (
+        model.vmap(policy_surrogate),
+        model.vmap(policy_dist_params),
+        model.vmap(policy_mean_kl),
+    )
 
     def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
         obs, actions = data["obs"], data["actions"]

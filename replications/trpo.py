@@ -45,7 +45,9 @@ from replications.core.natural_gradient import (
     fisher_vector_product,
     flat_grad,
     kl_scaled_step,
-    surrogate_objective,
+    policy_dist_params,
+    policy_mean_kl,
+    policy_surrogate,
 )
 from replications.core.networks import Policy
 from replications.core.onpolicy import stats_row, train_on_policy
@@ -88,20 +90,6 @@ class TRPOConfig:
     clip_rewards: float
 
 
-def _surrogate(policy: Policy, _value_fn: nn.Module, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
-    """Eq. (14) for one seed."""
-    return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
-
-
-def _dist_params(policy: Policy, _value_fn: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return policy.dist_params(obs)
-
-
-def _mean_kl(policy: Policy, _value_fn: nn.Module, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
-    """The mean KL of eq. (12) for one seed."""
-    return policy.kl_from(old, obs).mean()
-
-
 def trpo_step(
     cfg: TRPOConfig,
     params: list[torch.Tensor],
@@ -141,14 +129,14 @@ def make_update(cfg: TRPOConfig, policy: Policy, value_fn: nn.Module, generator:
         if cfg.normalize_advantages:
             adv = standardize(adv, 1e-8)
         with torch.no_grad():
-            old = _dist_params(policy, value_fn, obs)
+            old = policy_dist_params(policy, value_fn, obs)
         old_sub = tuple(t[sub] for t in old)
         search = trpo_step(
             cfg,
             params,
-            lambda: _surrogate(policy, value_fn, obs, actions, batch.log_probs, adv),
-            lambda: _mean_kl(policy, value_fn, old, obs),
-            lambda: _mean_kl(policy, value_fn, old_sub, obs[sub]),
+            lambda: policy_surrogate(policy, value_fn, obs, actions, batch.log_probs, adv),
+            lambda: policy_mean_kl(policy, value_fn, old, obs),
+            lambda: policy_mean_kl(policy, value_fn, old_sub, obs[sub]),
         )
         v_loss = fit_value_function(
             value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
@@ -163,7 +151,11 @@ def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
     """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and line search)."""
     params = model.parameters("policy")
     value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
-    surrogate, dist_params, mean_kl = model.vmap(_surrogate), model.vmap(_dist_params), model.vmap(_mean_kl)
+    surrogate, dist_params, mean_kl = (
+        model.vmap(policy_surrogate),
+        model.vmap(policy_dist_params),
+        model.vmap(policy_mean_kl),
+    )
     sub = slice(None, None, cfg.fisher_subsample)
 
     def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:

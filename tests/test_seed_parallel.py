@@ -110,7 +110,7 @@ def test_npg_batched_update_agrees_before_conjugate_gradient():
     Fisher-vector product agrees to float rounding (what CG then amplifies)."""
     from replications import npg
     from replications.core.config import load_paper_config, resolve
-    from replications.core.natural_gradient import fisher_vector_product, flat_grad
+    from replications.core.natural_gradient import fisher_vector_product, flat_grad, policy_mean_kl, policy_surrogate
     from replications.core.onpolicy import add_advantages, batch_tensors, build_seed
     from replications.core.rollout import RolloutCollector
     from replications.core.seed_parallel import SeedParallel
@@ -124,14 +124,14 @@ def test_npg_batched_update_agrees_before_conjugate_gradient():
         old = policy.dist_params(data["obs"])
     params = list(policy.parameters())
     g = flat_grad(
-        npg._surrogate(policy, value_fn, data["obs"], data["actions"], data["log_probs"], data["advantages"]), params
+        policy_surrogate(policy, value_fn, data["obs"], data["actions"], data["log_probs"], data["advantages"]), params
     )
-    fvp = fisher_vector_product(lambda: npg._mean_kl(policy, value_fn, old, data["obs"]), params, cfg.cg_damping)
+    fvp = fisher_vector_product(lambda: policy_mean_kl(policy, value_fn, old, data["obs"]), params, cfg.cg_damping)
     model = SeedParallel([policy], [value_fn], [gen])
     batch = {k: v[None] for k, v in data.items()}
-    surrogate = model.vmap(npg._surrogate)(batch["obs"], batch["actions"], batch["log_probs"], batch["advantages"])
+    surrogate = model.vmap(policy_surrogate)(batch["obs"], batch["actions"], batch["log_probs"], batch["advantages"])
     g_k = flat_grad(surrogate.sum(), model.parameters("policy"), batched=True)
-    kl_k = model.vmap(npg._mean_kl)
+    kl_k = model.vmap(policy_mean_kl)
     fvp_k = fisher_vector_product(
         lambda: kl_k(tuple(t[None] for t in old), batch["obs"]), model.parameters("policy"), cfg.cg_damping, True
     )

@@ -29,6 +29,21 @@ def surrogate_objective(log_probs: torch.Tensor, old_log_probs: torch.Tensor, ad
     return (torch.exp(log_probs - old_log_probs) * advantages).mean()
 
 
+# Per-seed functions of (policy, value function, batch tensors), the signature core/seed_parallel.py vmaps.
+def policy_surrogate(policy, _value_fn, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
+    """L(theta) of the current policy on a batch."""
+    return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
+
+
+def policy_dist_params(policy, _value_fn, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+    return policy.dist_params(obs)
+
+
+def policy_mean_kl(policy, _value_fn, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    """mean_s KL(pi_old(.|s) || pi_theta(.|s))."""
+    return policy.kl_from(old, obs).mean()
+
+
 def _dot(a: Vector, b: Vector) -> torch.Tensor:
     """a . b, per row for (K, n) vectors."""
     return a @ b if a.dim() == 1 else (a * b).sum(-1)
