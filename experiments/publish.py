@@ -10,6 +10,7 @@ check what a sync would upload).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -36,6 +37,13 @@ def _finish(run: Any, mode: str) -> None:
         print(f"W&B offline run written to {run_dir}; upload it later with: wandb sync {run_dir}")
 
 
+def _abandon(run: Any) -> None:
+    """Close a W&B run that failed part-way (so a retry starts clean); its own errors are ignored."""
+    if run is not None:
+        with contextlib.suppress(Exception):
+            run.finish(exit_code=1)
+
+
 def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
     """Publish one stored run; returns the local W&B run directory (None if W&B failed: results stay)."""
     import wandb
@@ -46,6 +54,7 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
     episodes = pd.read_csv(run_dir / "episodes.csv")
     progress = pd.read_csv(run_dir / "progress.csv")
     mode = _mode()
+    run = None
     try:
         run = wandb.init(
             project=project,
@@ -84,7 +93,8 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
         local = Path(run.dir).parent
         _finish(run, mode)
         return local
-    except Exception as exc:  # W&B down or misconfigured: the local run is untouched
+    except Exception as exc:  # W&B down, misconfigured or failing mid-way: the local run is untouched
+        _abandon(run)
         print(f"warning: W&B publish of {run_dir} failed ({exc}); results are local; retry later")
         return None
 
@@ -95,6 +105,7 @@ def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
 
     report_dir = Path(report_dir)
     mode = _mode()
+    run = None
     try:
         run = wandb.init(
             project=project,
@@ -112,6 +123,7 @@ def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
         _finish(run, mode)
         return local
     except Exception as exc:
+        _abandon(run)
         print(f"warning: W&B publish of {report_dir} failed ({exc}); the report is local; retry later")
         return None
 

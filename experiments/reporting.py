@@ -17,13 +17,27 @@ def report_dir(reports_root: Path, algo: str, budget: str) -> Path:
     return reports_root / (algo if budget == "paper" else f"{algo}-{budget}")
 
 
+def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
+    """Why a run of the grid is not in the report: failed (with its error), unfinished, or never run."""
+    meta = store.meta(spec)
+    if meta is None:
+        return ": not run yet"
+    if meta.get("status") == "failed":
+        return f": FAILED, excluded from the analysis ({meta.get('error', 'no error recorded')})"
+    return f": unfinished ({meta.get('status')}), excluded from the analysis"
+
+
 def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path, specs: list[RunSpec]) -> Path:
     """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in)."""
     paper = load_paper_config(algo)
     index = store.read_index()
     wanted = {s.run_id for s in specs}
     runs = index[index.run_id.isin(wanted)].copy()
-    missing = [f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps)" for s in specs if s.run_id not in set(runs.run_id)]
+    missing = [
+        f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps){_why_missing(store, s)}"
+        for s in specs
+        if s.run_id not in set(runs.run_id)
+    ]
     differences: list[str] = []
     for path in runs[runs.impl == "sb3"].path:
         for d in json.loads((store.root / path / "meta.json").read_text()).get("sb3_differences", []):
@@ -40,7 +54,8 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
         other_runs["impl"] = compare
         runs = pd.concat([runs, other_runs], ignore_index=True)
-        missing += [f"{compare} {s.env} seed {s.seed}" for s in other if s.run_id not in set(other_runs.run_id)]
+        done = set(other_runs.run_id)
+        missing += [f"{compare} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done]
         baseline_impl, baseline_label = compare, f"our {compare.upper()}"
     inp = ReportInput(
         algo=algo,

@@ -102,3 +102,23 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     cols = [c for c in want.columns if c not in ("time", "sps")]
     pd.testing.assert_frame_equal(got[cols], want[cols])
     assert len(pd.read_csv(tmp_path / "res" / "index.csv")) == 1
+
+
+@pytest.mark.slow
+def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
+    from experiments.reporting import write_report
+    from experiments.runner import make_spec, run_grid
+    from experiments.store import ResultsStore
+
+    good = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})
+    bad = make_spec("ppo", "ours", "Pendulum-v1", 1, 1024, "custom", {"horizon": 512, "clip_range": float("nan")})
+    store = ResultsStore(tmp_path / "results")
+    n_run, failures = run_grid([bad, good], store, workers=1)  # the failing run first: the other still runs
+    assert n_run == 2 and len(failures) == 1 and "seed 1: non-finite" in failures[0]
+    assert store.is_complete(good) and store.meta(bad)["status"] == "failed"
+    assert list(store.read_index().seed) == [0]
+    out = write_report("ppo", "custom", store, tmp_path / "reports", [good, bad])
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.n_seeds) == [1]
+    html = (out / "index.html").read_text()
+    assert "ours Pendulum-v1 seed 1 (1,024 steps): FAILED, excluded from the analysis (FloatingPointError" in html

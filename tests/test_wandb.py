@@ -64,3 +64,33 @@ def test_publish_command_sends_a_stored_report_offline(tmp_path, rlrepro_cmd):
         timeout=300,
     )
     assert bad.returncode == 2 and "no report at" in bad.stderr
+
+
+def test_wandb_failing_mid_publish_keeps_results_and_the_publish_can_be_retried(tmp_path, monkeypatch, capsys):
+    from wandb.sdk.wandb_run import Run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr("experiments.publish.WANDB_DIR", tmp_path / "wb")
+    (tmp_path / "wb").mkdir()
+    store = ResultsStore(tmp_path / "results")
+    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})
+    execute(spec, store)
+    before = {p.name: p.read_bytes() for p in store.path(spec).iterdir()}
+    real_log, calls = Run.log, []
+
+    def failing_log(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # the connection drops after two rows went out
+            raise ConnectionError("connection to api.wandb.ai lost")
+        return real_log(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "log", failing_log)
+    assert publish_run(store.path(spec), project="rlrepro-test") is None
+    assert "results are local; retry later" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in store.path(spec).iterdir()} == before  # nothing local changed
+    monkeypatch.setattr(Run, "log", real_log)
+    local = publish_run(store.path(spec), project="rlrepro-test")  # the retry
+    assert local is not None
+    history = read_offline_run(local)["history"]
+    episodes = pd.read_csv(store.path(spec) / "episodes.csv")
+    assert [h["episode/return"] for h in history if "episode/return" in h] == list(episodes["return"])
