@@ -116,4 +116,37 @@ def _finish(report: dict, out: Path | None) -> dict:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
+        write_bench_summary(out.parent)
     return report
+
+
+def write_bench_summary(bench_dir: Path, out: Path = Path("reports/bench/summary.md")) -> Path:
+    """A Markdown table of every stored bench result (the README's Speed table is generated from it)."""
+    rows = [
+        "| bench | ours env steps/s | baseline env steps/s | ratio | CPU, load before | commit, date |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for path in sorted(bench_dir.glob("*.json")):
+        r = json.loads(path.read_text())
+        load = r.get("load_average_before")
+        machine = f"{r['cpu']}, load {load:.1f}" if load is not None else r["cpu"]
+        stamp = f"{(r.get('commit') or '?')[:7]}, {r['when'][:10]}"
+        if "seeds" in r:  # seed-parallel: aggregate throughput of K seeds on one core
+            res = r["results"]
+            name = f"{r['algo']} {r['env']}, {r['seeds']} seeds x {r['steps_per_seed']:,} steps: batched vs sequential"
+            for base in ("ours_sequential", "sb3_sequential"):
+                if base in res:
+                    rows.append(
+                        f"| {name} ({base.replace('_', ' ')}) | {res['ours_seed_parallel']['steps_per_s']:,.0f} | "
+                        f"{res[base]['steps_per_s']:,.0f} | {r['ratios'][f'seed_parallel_over_{base}']:.2f}x | "
+                        f"{machine} | {stamp} |"
+                    )
+        else:
+            res = r["results"]
+            rows.append(
+                f"| {r['algo']} {r['env']}, {r['steps']:,} steps: ours vs SB3 | {res['ours']['steps_per_s']:,.0f} | "
+                f"{res['sb3']['steps_per_s']:,.0f} | {r['ratio_ours_over_sb3']:.2f}x | {machine} | {stamp} |"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(rows) + f"\n\n(from `{bench_dir}/*.json`, written by `make bench`)\n")
+    return out

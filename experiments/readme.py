@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:
+    from experiments.bench import write_bench_summary
+
+    if (ROOT / "results" / "bench").exists() and reports == ROOT / "reports":
+        write_bench_summary(ROOT / "results" / "bench", reports / "bench" / "summary.md")
     text = readme.read_text()
     done = []
     for summary in sorted(reports.glob("*/summary.md")):
