@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replications.core.checkpoint import Checkpointer
 from replications.core.envs import Normalization, make_env
 from replications.core.logging import RunLogger
 from replications.core.networks import mlp, tanh_gaussian_log_prob
@@ -141,13 +142,24 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
             alpha_opt.step()
         polyak_update(q1_target, q1, cfg.tau)
         polyak_update(q2_target, q2, cfg.tau)
-        return {
-            "critic_loss": float(q_loss.detach()),
-            "actor_loss": float(pi_loss.detach()),
-            "alpha": float(alpha),
-            "entropy": float(-log_prob.detach().mean()),
+        return {  # tensors: read only when logged (no host synchronisation per step)
+            "critic_loss": q_loss.detach(),
+            "actor_loss": pi_loss.detach(),
+            "alpha": alpha,
+            "entropy": -log_prob.detach().mean(),
         }
 
+    update.state = {  # type: ignore[attr-defined]  # what a checkpoint saves
+        "actor": actor,
+        "q1": q1,
+        "q2": q2,
+        "q1_target": q1_target,
+        "q2_target": q2_target,
+        "critic_opt": critic_opt,
+        "actor_opt": actor_opt,
+        "log_alpha": log_alpha,
+        "alpha_opt": alpha_opt,
+    }
     return update
 
 
@@ -201,6 +213,8 @@ def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunL
         logger=logger,
         rng=np.random.default_rng(seed),
         seed=seed,
+        state=update.state,
+        checkpointer=Checkpointer(logger.run_dir),
     )
     torch.save({"actor": actor.state_dict(), "q1": q1.state_dict(), "q2": q2.state_dict()}, logger.run_dir / "model.pt")
     env.close()

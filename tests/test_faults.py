@@ -122,3 +122,36 @@ def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
     assert list(summary.n_seeds) == [1]
     html = (out / "index.html").read_text()
     assert "ours Pendulum-v1 seed 1 (1,024 steps): FAILED, excluded from the analysis (FloatingPointError" in html
+
+
+@pytest.mark.slow
+def test_an_off_policy_run_resumes_with_its_replay_buffer_and_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "RLREPRO_CHECKPOINT_SECONDS": "0"}
+    args = [
+        EXE, "train", "sac", "Pendulum-v1", "--steps", "3000", "--set", "warmup_steps=500", "--set", "eval_every=1000",
+        "--set", "eval_episodes=1", "--set", "batch_size=64", "--set", "hidden_sizes=[64,64]",
+    ]  # fmt: skip
+    subprocess.run([*args, "--out", str(tmp_path / "ref")], env=env, check=True, capture_output=True, timeout=600)
+    proc = subprocess.Popen([*args, "--out", str(tmp_path / "res")], env=env, stdout=subprocess.DEVNULL)
+    run_glob = "runs/sac/Pendulum-v1/ours/seed0-*"
+    deadline, progress = time.time() + 400, None
+    while time.time() < deadline and progress is None:
+        found = list((tmp_path / "res").glob(f"{run_glob}/progress.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 2:  # logged (and checkpointed) at step 1000
+            progress = found[0]
+        time.sleep(0.05)
+    assert progress is not None, "the run never got going"
+    proc.kill()  # SIGKILL, mid-run: after the checkpoint at step 1000 (or 2000), before the end
+    proc.wait()
+    assert (progress.parent / "checkpoint.pt").exists()
+    res = [*args, "--out", str(tmp_path / "res")]
+    again = subprocess.run(res, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming from the checkpoint at step" in again.stdout
+    (ref_dir,) = (tmp_path / "ref").glob(run_glob)
+    for table in ("episodes.csv", "evaluations.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(progress.parent / table), pd.read_csv(ref_dir / table))
+    got, want = pd.read_csv(progress), pd.read_csv(ref_dir / "progress.csv")
+    assert list(got.step) == [1000, 2000, 3000]
+    cols = [c for c in want.columns if c not in ("time", "sps")]
+    pd.testing.assert_frame_equal(got[cols], want[cols])

@@ -30,12 +30,24 @@ def checkpoint_interval() -> float:
 
 
 def _wrapper_state(wrapper: gym.Wrapper) -> dict[str, Any]:
-    """A wrapper's own attributes (counters, running statistics, deques), without the env it wraps."""
-    return {
-        k: copy.deepcopy(v)
-        for k, v in vars(wrapper).items()
-        if k != "env" and not isinstance(v, gym.Space | gym.envs.registration.EnvSpec)
-    }
+    """A wrapper's own attributes (counters, running statistics, deques), without the env it wraps; of a
+    space it replaces, only its RNG (warm-up actions are sampled from it)."""
+    state: dict[str, Any] = {}
+    for k, v in vars(wrapper).items():
+        if k == "env" or isinstance(v, gym.envs.registration.EnvSpec):
+            continue
+        if isinstance(v, gym.Space):
+            state[k] = _SpaceRNG(copy.deepcopy(v.np_random.bit_generator.state))
+        else:
+            state[k] = copy.deepcopy(v)
+    return state
+
+
+class _SpaceRNG:
+    """The saved RNG state of a space (restored into the space itself, not replacing it)."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.state = state
 
 
 def env_state(env: gym.Env) -> dict[str, Any]:
@@ -64,7 +76,10 @@ def load_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         if not isinstance(env, gym.Wrapper):
             raise ValueError("checkpoint env state has more wrappers than this env")
         for k, v in saved.items():
-            setattr(env, k, copy.deepcopy(v))
+            if isinstance(v, _SpaceRNG):
+                getattr(env, k).np_random.bit_generator.state = v.state
+            else:
+                setattr(env, k, copy.deepcopy(v))
         env = env.env
     base = state["base"]
     env.np_random.bit_generator.state = base["np_random"]
@@ -86,6 +101,32 @@ def load_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+
+
+def capture(objects: dict[str, Any]) -> dict[str, Any]:
+    """The state of an algorithm's objects: ``state_dict()`` of modules and optimisers, a copy of plain
+    tensors (e.g. SAC's log-alpha), a deep copy of other objects' attributes (exploration noise)."""
+    out: dict[str, Any] = {}
+    for name, obj in objects.items():
+        if hasattr(obj, "state_dict"):
+            out[name] = copy.deepcopy(obj.state_dict())
+        elif isinstance(obj, torch.Tensor):
+            out[name] = obj.detach().clone()
+        else:
+            out[name] = copy.deepcopy(vars(obj))
+    return out
+
+
+def restore(objects: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Put ``capture(objects)`` back into the same objects (in place: references to them stay valid)."""
+    for name, obj in objects.items():
+        if hasattr(obj, "load_state_dict"):
+            obj.load_state_dict(saved[name])
+        elif isinstance(obj, torch.Tensor):
+            with torch.no_grad():
+                obj.copy_(saved[name])
+        else:
+            vars(obj).update(copy.deepcopy(saved[name]))
 
 
 class Checkpointer:

@@ -59,6 +59,9 @@ class RunLogger:
     def iteration(self, step: int, **stats: Any) -> None:
         """One row of training statistics. A non-finite one stops the run with a clear error (the runner
         marks it failed and the other runs go on)."""
+        # 0-d tensors become numbers here, at logging time: updates return tensors, so an accelerator's
+        # update loop never waits on the host between logging intervals
+        stats = {k: v.item() if getattr(v, "ndim", None) == 0 else v for k, v in stats.items()}
         bad = sorted(k for k, v in stats.items() if isinstance(v, int | float) and not math.isfinite(v))
         if bad:
             raise FloatingPointError(f"non-finite {', '.join(bad)} at step {step:,}")

@@ -6,6 +6,13 @@ DDPG, SAC and Q-Prop's critic supply only ``explore(obs) -> action`` (with explo
 
 Termination vs truncation: the buffer stores the observation actually reached (the final one at an
 episode's end) with ``terminated`` and ``truncated`` apart, so time-limit truncations bootstrap.
+
+Statistics: ``update`` returns tensors; they become numbers only when logged (every ``log_every`` steps),
+so on a GPU the update loop needs no host synchronisation of its own.
+
+Checkpoints (core/checkpoint.py) are taken at logging steps: the algorithm's ``state`` objects (networks,
+target networks, optimisers, temperature, noise), the replay buffer, every RNG, both envs and the logger;
+a run with a checkpoint resumes after it with the same numbers as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -17,6 +24,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from replications.core.checkpoint import (
+    Checkpointer,
+    capture,
+    env_state,
+    load_env_state,
+    load_rng_state,
+    restore,
+    rng_state,
+)
 from replications.core.logging import RunLogger
 from replications.core.replay import ReplayBuffer
 
@@ -62,12 +78,27 @@ def run_off_policy(
     rng: np.random.Generator,
     seed: int,
     on_episode_start: Callable[[], None] | None = None,
+    state: dict[str, Any] | None = None,
+    checkpointer: Checkpointer | None = None,
 ) -> int:
     """Run ``schedule.total_steps`` env steps; returns the steps taken."""
     obs, _ = env.reset(seed=seed)
     obs = np.asarray(obs, dtype=np.float32)
     stats: dict[str, Any] = {}
-    for step in range(1, schedule.total_steps + 1):
+    first = 1
+    saved = checkpointer.load() if checkpointer is not None else None
+    if saved is not None:
+        restore(state or {}, saved["objects"])
+        buffer.load_state_dict(saved["buffer"])
+        rng.bit_generator.state = saved["rng_numpy"]
+        load_rng_state(saved["rng"])
+        load_env_state(env, saved["env"])
+        load_env_state(eval_env, saved["eval_env"])
+        obs, stats = saved["obs"], saved["stats"]
+        logger.restore(saved["logger"])
+        first = saved["step"] + 1
+        print(f"resuming from the checkpoint at step {saved['step']:,}", flush=True)
+    for step in range(first, schedule.total_steps + 1):
         action = env.action_space.sample() if step <= schedule.warmup_steps else explore(obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
         next_obs = np.asarray(next_obs, dtype=np.float32)
@@ -86,4 +117,21 @@ def run_off_policy(
             logger.evaluation(step, evaluate(eval_env, exploit, schedule.eval_episodes, seed + 10_000 + step))
         if stats and (step % schedule.log_every == 0 or step == schedule.total_steps):
             logger.iteration(step, **stats)
+            if checkpointer is not None and checkpointer.due() and step < schedule.total_steps:
+                checkpointer.save(
+                    {
+                        "step": step,
+                        "objects": capture(state or {}),
+                        "buffer": buffer.state_dict(),
+                        "rng_numpy": rng.bit_generator.state,
+                        "rng": rng_state(),
+                        "env": env_state(env),
+                        "eval_env": env_state(eval_env),
+                        "obs": obs,
+                        "stats": stats,
+                        "logger": logger.state(),
+                    }
+                )
+    if checkpointer is not None:
+        checkpointer.remove()
     return schedule.total_steps

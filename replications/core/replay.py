@@ -12,6 +12,7 @@ with ``(1 - terminated)`` only: a time-limit truncation still bootstraps from V(
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,23 +50,30 @@ class ReplayBuffer:
         idx = rng.integers(0, self.size, size=batch_size)
         return {name: torch.from_numpy(getattr(self, name)[idx]) for name in self.FIELDS}
 
-    def save(self, path: Path) -> None:
-        """Everything needed to resume (a checkpoint includes the buffer)."""
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume (a checkpoint includes the buffer): the filled rows and the cursor."""
         n = self.size
-        np.savez(
-            path,
-            pos=self.pos,
-            size=n,
-            capacity=self.capacity,
-            **{name: getattr(self, name)[:n] if n < self.capacity else getattr(self, name) for name in self.FIELDS},
-        )
+        return {
+            "pos": self.pos,
+            "size": n,
+            "capacity": self.capacity,
+            **{name: getattr(self, name)[:n].copy() for name in self.FIELDS},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["capacity"]) != self.capacity:
+            raise ValueError(f"replay buffer capacity {self.capacity} != the saved {int(state['capacity'])}")
+        n = int(state["size"])
+        for name in self.FIELDS:
+            getattr(self, name)[:n] = state[name]
+        self.pos, self.size = int(state["pos"]), n
+
+    def save(self, path: Path) -> None:
+        np.savez(path, **self.state_dict())
 
     @classmethod
     def load(cls, path: Path) -> ReplayBuffer:
-        data = np.load(path)
+        data = dict(np.load(path))
         buf = cls(int(data["capacity"]), data["obs"].shape[1], data["actions"].shape[1])
-        n = int(data["size"])
-        for name in cls.FIELDS:
-            getattr(buf, name)[:n] = data[name]
-        buf.pos, buf.size = int(data["pos"]), n
+        buf.load_state_dict(data)
         return buf
