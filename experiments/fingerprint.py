@@ -24,8 +24,14 @@ from experiments.store import ResultsStore
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
 ENV, SEED, STEPS = "Pendulum-v1", 7, 512
 # short versions of each config: two on-policy iterations; for off-policy, 256 updates after a 256-step warm-up
+_OFF_POLICY = {"warmup_steps": 256, "batch_size": 64, "eval_every": 512, "eval_episodes": 1}
+_QPROP = {"horizon": 256, "min_pool_size": 256, "qf_updates_ratio": 0.25}
 OVERRIDES: dict[str, dict[str, Any]] = {
-    "sac": {"warmup_steps": 256, "batch_size": 64, "eval_every": 512, "eval_episodes": 1},
+    "sac": _OFF_POLICY,
+    "ddpg": _OFF_POLICY,
+    "awr": {"horizon": 256, "actor_steps": 50, "critic_steps": 20, "eval_every": 512, "eval_episodes": 1},
+    "qprop": _QPROP,
+    "qprop-aggressive": _QPROP,
 }
 DEFAULT_OVERRIDES = {"horizon": 256}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments import sb3_adapters
-from replications import npg, ppo, sac, trpo
+from replications import awr, ddpg, npg, ppo, qprop, sac, trpo
 from replications.core.errors import UserError
 
 TrainFn = Callable[..., dict[str, Any]]
@@ -44,7 +44,18 @@ ALGOS: dict[str, AlgoEntry] = {
         trpo.train_seed_parallel,
     ),
     "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}, npg.train_seed_parallel),  # no SB3 counterpart
-    "sac": AlgoEntry("sac", sac.SACConfig, {"ours": sac.train}, {}),  # SB3 adapter: not yet (issue 4)
+    "sac": AlgoEntry(
+        "sac", sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
+    ),
+    "awr": AlgoEntry("awr", awr.AWRConfig, {"ours": awr.train}, {}),  # no SB3 counterpart
+    "qprop": AlgoEntry("qprop", qprop.QPropConfig, {"ours": qprop.train}, {}),  # no SB3 counterpart
+    "qprop-aggressive": AlgoEntry("qprop-aggressive", qprop.QPropConfig, {"ours": qprop.train}, {}),
+    "ddpg": AlgoEntry(
+        "ddpg",
+        ddpg.DDPGConfig,
+        {"ours": ddpg.train, "sb3": sb3_adapters.train_ddpg},
+        {"sb3": sb3_adapters.ddpg_settings},
+    ),
 }
 IMPLS = ("ours", "sb3")
 

@@ -14,16 +14,22 @@ import gymnasium as gym
 import numpy as np
 import torch
 from sb3_contrib import TRPO
-from stable_baselines3 import PPO
+from stable_baselines3 import DDPG, PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from torch import nn
 
-from replications.core.envs import check_env_id
+from replications.core.envs import Normalization, check_env_id, make_env
+from replications.core.errors import UserError
+from replications.core.evaluation import evaluate
 from replications.core.logging import RunLogger
+from replications.core.offpolicy import OffPolicySchedule
 from replications.core.seeding import seed_everything
+from replications.ddpg import DDPGConfig
 from replications.ppo import PPOConfig
+from replications.sac import SACConfig
 from replications.trpo import TRPOConfig
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
@@ -237,3 +243,156 @@ def trpo_settings(cfg: TRPOConfig) -> dict[str, Any]:
 
 def train_trpo(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     return _train(TRPO, *trpo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
+
+
+# -- off-policy (SAC, DDPG): deterministic evaluation episodes, as our off-policy driver runs them ----------
+class OffPolicyRecorder(BaseCallback):
+    """Episodes at every step; SB3's training statistics every ``log_every`` steps; deterministic evaluation
+    episodes every ``eval_every`` steps on a separate env with our ``evaluate`` (same seeds as our runs)."""
+
+    STATS = {"train/critic_loss": "critic_loss", "train/actor_loss": "actor_loss", "train/ent_coef": "alpha"}
+
+    def __init__(self, logger: RunLogger, eval_env: gym.Env, schedule: OffPolicySchedule, seed: int):
+        super().__init__()
+        self.run_logger, self.eval_env, self.schedule, self.seed = logger, eval_env, schedule, seed
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self.run_logger.episode(self.num_timesteps, float(info["episode"]["r"]), int(info["episode"]["l"]))
+        t, s = self.num_timesteps, self.schedule
+        if t % s.eval_every == 0 or t == s.total_steps:
+            exploit = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
+            self.run_logger.evaluation(t, evaluate(self.eval_env, exploit, s.eval_episodes, self.seed + 10_000 + t))
+        if t % s.log_every == 0 or t == s.total_steps:
+            values = self.model.logger.name_to_value
+            stats = {ours: float(values[theirs]) for theirs, ours in self.STATS.items() if theirs in values}
+            if stats:
+                self.run_logger.iteration(t, **stats)
+        return True
+
+
+def _train_off_policy(
+    algo_cls: type,
+    kwargs: dict[str, Any],
+    differences: list[str],
+    env_id: str,
+    cfg: Any,
+    seed: int,
+    total_steps: int,
+    logger: RunLogger,
+) -> dict[str, Any]:
+    seed_everything(seed)
+    no_norm = Normalization(False, False, cfg.gamma, 10.0, 10.0)
+    venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
+    venv.seed(seed)
+    if not isinstance(venv.action_space, gym.spaces.Box):
+        raise ValueError(f"{algo_cls.__name__} needs a continuous action space; {env_id} has {venv.action_space}")
+    eval_env = make_env(env_id, seed + 1, no_norm)
+    kwargs = dict(kwargs)
+    if kwargs.pop("ou_noise", None) is not None:  # built here: it needs the action dimension
+        d = venv.action_space.shape[0]
+        kwargs["action_noise"] = OrnsteinUhlenbeckActionNoise(
+            np.zeros(d), cfg.noise_sigma * np.ones(d), theta=cfg.noise_theta, dt=1.0
+        )
+    elif kwargs.pop("gaussian_noise", None) is not None:
+        d = venv.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(d), cfg.noise_sigma * np.ones(d))
+    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    schedule = OffPolicySchedule(
+        total_steps, cfg.warmup_steps, cfg.batch_size, cfg.gradient_steps, cfg.eval_every, cfg.eval_episodes, 1000
+    )
+    model.learn(total_timesteps=total_steps, callback=OffPolicyRecorder(logger, eval_env, schedule, seed))
+    torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
+    venv.close()
+    eval_env.close()
+    return {"steps": int(model.num_timesteps), "sb3_differences": differences}
+
+
+def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
+    """SB3 ``SAC`` arguments equal to our config, and the differences SB3 cannot remove."""
+    if cfg.target_entropy_per_dim != -1.0:
+        raise UserError("the SB3 SAC adapter supports only the paper's target entropy -dim(A)")
+    kwargs = dict(
+        learning_rate=cfg.learning_rate,
+        buffer_size=cfg.buffer_size,
+        learning_starts=cfg.warmup_steps,
+        batch_size=cfg.batch_size,
+        tau=cfg.tau,
+        gamma=cfg.gamma,
+        train_freq=1,
+        gradient_steps=cfg.gradient_steps,
+        ent_coef=f"auto_{cfg.init_alpha}" if cfg.auto_alpha else cfg.init_alpha,
+        target_entropy="auto",  # -dim(A)
+        target_update_interval=1,
+        policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=nn.ReLU),
+    )
+    differences = [
+        "SB3 updates the temperature first in each gradient step, then the critics and the actor; ours "
+        "follows the paper's Algorithm 1 (critics, actor, temperature). Both use the temperature from before "
+        "its own update in the losses.",
+        "SB3's actor has separate mean and log-std output layers; ours one output layer split in two (the same "
+        "function class, PyTorch default init in both).",
+    ]
+    return kwargs, differences
+
+
+def sac_settings(cfg: SACConfig) -> dict[str, Any]:
+    return describe(sac_kwargs(cfg)[0])
+
+
+def train_sac(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    return _train_off_policy(SAC, *sac_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
+
+
+class PaperDDPG(DDPG):
+    """SB3's DDPG (TD3 with its tricks removed) with two settings of the DDPG paper SB3 has no argument
+    for: separate actor and critic learning rates, and weight decay on the critic only."""
+
+    def __init__(self, *args: Any, actor_learning_rate: float, critic_weight_decay: float, **kwargs: Any):
+        self.actor_learning_rate, self.critic_weight_decay = actor_learning_rate, critic_weight_decay
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        for group in self.critic.optimizer.param_groups:
+            group["weight_decay"] = self.critic_weight_decay
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        super()._update_learning_rate(optimizers)  # both at learning_rate (the critic's)
+        for group in self.actor.optimizer.param_groups:
+            group["lr"] = self.actor_learning_rate
+
+
+def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
+    """SB3 ``DDPG`` arguments (through ``PaperDDPG``) equal to our config, and the differences left."""
+    kwargs = dict(
+        learning_rate=cfg.critic_learning_rate,
+        actor_learning_rate=cfg.actor_learning_rate,
+        critic_weight_decay=cfg.critic_weight_decay,
+        buffer_size=cfg.buffer_size,
+        learning_starts=cfg.warmup_steps,
+        batch_size=cfg.batch_size,
+        tau=cfg.tau,
+        gamma=cfg.gamma,
+        train_freq=1,
+        gradient_steps=cfg.gradient_steps,
+        policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=nn.ReLU),
+        **({"ou_noise": True} if cfg.noise == "ou" else {"gaussian_noise": True}),
+    )
+    differences = [
+        "SB3's critic takes the action at its first layer; the paper's (and ours) at the second hidden layer.",
+        f"SB3's final layers keep PyTorch's default init; the paper's are U[-{cfg.final_layer_init}, "
+        f"{cfg.final_layer_init}].",
+        "SB3's DDPG is TD3 with target smoothing, delayed updates and twin critics switched off "
+        "(target_policy_noise has no effect with target_noise_clip 0).",
+    ]
+    return kwargs, differences
+
+
+def ddpg_settings(cfg: DDPGConfig) -> dict[str, Any]:
+    return describe(ddpg_kwargs(cfg)[0])
+
+
+def train_ddpg(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    return _train_off_policy(PaperDDPG, *ddpg_kwargs(cfg), env_id, cfg, seed, total_steps, logger)

@@ -29,16 +29,14 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
 from replications.core.checkpoint import Checkpointer
-from replications.core.envs import Normalization, make_env
 from replications.core.logging import RunLogger
 from replications.core.networks import mlp, tanh_gaussian_log_prob
-from replications.core.offpolicy import OffPolicySchedule, run_off_policy
+from replications.core.offpolicy import OffPolicySchedule, make_off_policy_envs, run_device, run_off_policy
 from replications.core.replay import ReplayBuffer
 from replications.core.seeding import seed_everything
 from replications.core.targets import polyak_update, soft_bellman_target
@@ -112,7 +110,8 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
         p.requires_grad_(False)
     critic_opt = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=cfg.learning_rate)
     actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
-    log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=cfg.auto_alpha)
+    device = next(actor.parameters()).device
+    log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=device, requires_grad=cfg.auto_alpha)
     alpha_opt = torch.optim.Adam([log_alpha], lr=cfg.learning_rate)
     target_entropy = cfg.target_entropy_per_dim * act_dim
 
@@ -165,33 +164,18 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
 
 def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     seed_everything(seed)
-    no_norm = Normalization(False, False, cfg.gamma, 10.0, 10.0)
-    env, eval_env = make_env(env_id, seed, no_norm), make_env(env_id, seed + 1, no_norm)
-    if not isinstance(env.action_space, gym.spaces.Box):
-        raise ValueError(f"SAC needs a continuous action space; {env_id} has {env.action_space}")
+    env, eval_env = make_off_policy_envs(env_id, seed)
     obs_dim, act_dim = int(env.observation_space.shape[0]), int(env.action_space.shape[0])
-    low, high = env.action_space.low, env.action_space.high
-    actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes)
-    q1, q2 = q_network(obs_dim, act_dim, cfg.hidden_sizes), q_network(obs_dim, act_dim, cfg.hidden_sizes)
+    device = run_device()
+    actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(device)
+    q1, q2 = (q_network(obs_dim, act_dim, cfg.hidden_sizes).to(device) for _ in range(2))
     update = make_update(cfg, actor, q1, q2, act_dim)
-    buffer = ReplayBuffer(min(cfg.buffer_size, total_steps), obs_dim, act_dim)
-
-    def to_env(a: np.ndarray) -> np.ndarray:
-        return low + (a + 1.0) * 0.5 * (high - low)
 
     def policy_action(obs: np.ndarray, deterministic: bool) -> np.ndarray:
         with torch.no_grad():
-            o = torch.from_numpy(obs)[None]
+            o = torch.from_numpy(obs)[None].to(device)
             a = torch.tanh(actor(o)[0]) if deterministic else actor.sample(o)[0]
-        return a[0].numpy()
-
-    class EnvSpace(gym.Wrapper):  # the driver stores what the networks see: actions in [-1, 1]
-        def __init__(self, inner: gym.Env):
-            super().__init__(inner)
-            self.action_space = gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32, seed=seed)
-
-        def step(self, action):
-            return self.env.step(to_env(np.asarray(action, dtype=np.float32)))
+        return a[0].cpu().numpy()
 
     schedule = OffPolicySchedule(
         total_steps,
@@ -203,12 +187,12 @@ def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunL
         log_every=1000,
     )
     steps = run_off_policy(
-        EnvSpace(env),
-        EnvSpace(eval_env),
+        env,
+        eval_env,
         explore=lambda o: policy_action(o, False),
         exploit=lambda o: policy_action(o, True),
         update=update,
-        buffer=buffer,
+        buffer=ReplayBuffer(min(cfg.buffer_size, total_steps), obs_dim, act_dim, device),
         schedule=schedule,
         logger=logger,
         rng=np.random.default_rng(seed),

@@ -29,7 +29,6 @@ Implementation details:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,14 +39,10 @@ from replications.core.advantages import standardize
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     LineSearchResult,
-    backtracking_line_search,
-    conjugate_gradient,
-    fisher_vector_product,
-    flat_grad,
-    kl_scaled_step,
     policy_dist_params,
     policy_mean_kl,
     policy_surrogate,
+    trust_region_step,
 )
 from replications.core.networks import Policy
 from replications.core.onpolicy import stats_row, train_on_policy
@@ -90,22 +85,19 @@ class TRPOConfig:
     clip_rewards: float
 
 
-def trpo_step(
-    cfg: TRPOConfig,
-    params: list[torch.Tensor],
-    surrogate: Callable[[], torch.Tensor],
-    mean_kl: Callable[[], torch.Tensor],
-    fisher_kl: Callable[[], torch.Tensor],
-    batched: bool = False,
-) -> LineSearchResult:
-    """One policy step (App. C): g, x = F^-1 g by CG, the KL-scaled full step, the line search. ``fisher_kl``
-    is the mean KL on the Fisher subsample. With ``batched``, every callable returns one value per seed."""
-    g = flat_grad(surrogate().sum(), params, batched=batched)
-    fvp = fisher_vector_product(fisher_kl, params, cfg.cg_damping, batched)
-    x = conjugate_gradient(fvp, g, cfg.cg_iters)
-    step = kl_scaled_step(x, fvp(x), cfg.max_kl)
-    return backtracking_line_search(
-        params, step, surrogate, mean_kl, cfg.max_kl, cfg.line_search_shrink, cfg.line_search_max_backtracks
+def trpo_step(cfg: TRPOConfig, params, surrogate, mean_kl, fisher_kl, batched: bool = False) -> LineSearchResult:  # noqa: ANN001
+    """One policy step with this config's trust region, CG and line-search settings."""
+    return trust_region_step(
+        params,
+        surrogate,
+        mean_kl,
+        fisher_kl,
+        cfg.max_kl,
+        cfg.cg_iters,
+        cfg.cg_damping,
+        cfg.line_search_shrink,
+        cfg.line_search_max_backtracks,
+        batched,
     )
 
 

@@ -39,3 +39,21 @@ def test_gae_limits_are_td0_and_monte_carlo(lam):
     else:  # discounted return to the end plus bootstrap, minus V
         disc = np.array([sum(0.99 ** (k - t) * r[k] for k in range(t, 6)) + 0.99 ** (6 - t) * nv[-1] for t in range(6)])
         np.testing.assert_allclose(adv, disc - v, rtol=1e-10)
+
+
+def test_td_lambda_returns_by_the_recursive_definition_including_truncation():
+    from replications.core.advantages import td_lambda_returns
+
+    # Steps 0-1: episode A truncated after step 1 (bootstrap V(final obs) = 10); step 2: B terminates;
+    # steps 3-4: C goes on (bootstrap V(s5) = 4).
+    g, lam = 0.9, 0.5
+    r = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    v = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+    nv = np.array([1.0, 10.0, 99.0, 3.0, 4.0])
+    terminated, dones = np.array([0, 0, 1, 0, 0.0]), np.array([0, 1, 1, 0, 0.0])
+    r4 = 5 + g * 4.0  # the last step: the bootstrap carries all of the future
+    r3 = 4 + g * ((1 - lam) * 3.0 + lam * r4)
+    r2 = 3.0  # terminal
+    r1 = 2 + g * 10.0  # truncated: V(final obs)
+    r0 = 1 + g * ((1 - lam) * 1.0 + lam * r1)
+    np.testing.assert_allclose(td_lambda_returns(r, v, nv, terminated, dones, g, lam), [r0, r1, r2, r3, r4])

@@ -40,6 +40,23 @@ def gae(
     return advantages, advantages + values
 
 
+def td_lambda_returns(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    dones: np.ndarray,
+    gamma: float,
+    lam: float,
+) -> np.ndarray:
+    """TD(lambda) value targets (AWR's critic targets; Sutton & Barto 12.1), same arguments as ``gae``:
+
+    R_t = r_t + gamma (1 - terminated_t) [(1 - lam) V(s_{t+1}) + lam R_{t+1}]   inside an episode
+    R_t = r_t + gamma V(final obs)                                               at a truncation
+    These are exactly GAE's returns A_t + V(s_t), so they are computed by ``gae`` (written once)."""
+    return gae(rewards, values, next_values, terminated, dones, gamma, lam)[1]
+
+
 def standardize(adv: torch.Tensor, eps: float, unbiased: bool = True) -> torch.Tensor:
     """(A - mean A) / (std A + eps) along the last dimension (the advantage normalisation of PPO, TRPO and
     NPG's reference code; ``unbiased=False`` for the population std, as mjrl)."""

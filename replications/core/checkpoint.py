@@ -129,6 +129,19 @@ def restore(objects: dict[str, Any], saved: dict[str, Any]) -> None:
             vars(obj).update(copy.deepcopy(saved[name]))
 
 
+class StatefulRNG:
+    """A NumPy generator with ``state_dict``/``load_state_dict``, so an update can list it with its optimisers."""
+
+    def __init__(self, generator: np.random.Generator):
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.generator.bit_generator.state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.bit_generator.state = state
+
+
 class Checkpointer:
     """Saves a run's state to ``run_dir/checkpoint.pt`` at most every ``interval`` seconds."""
 

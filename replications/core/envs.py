@@ -57,6 +57,8 @@ class Normalization:
     gamma: float
     clip_observations: float
     clip_rewards: float
+    obs_update_limit: int | None = None
+    """Stop updating the observation statistics after this many samples (AWR's normaliser; None: never)."""
 
 
 class RunningMeanStd:
@@ -88,7 +90,8 @@ class Normalize(gym.Wrapper):
     def _obs(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
             return obs
-        self.obs_rms.update(obs)
+        if self.norm.obs_update_limit is None or self.obs_rms.count < self.norm.obs_update_limit:
+            self.obs_rms.update(obs)
         c = self.norm.clip_observations
         return np.clip((obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8), -c, c).astype(np.float32)
 

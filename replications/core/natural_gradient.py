@@ -174,3 +174,26 @@ def backtracking_line_search(
         if not accepted.all():  # rejected seeds back to theta_old exactly, accepted ones at their step
             set_flat_params(params, torch.where(_col(accepted), old + _col(fraction.float()) * full_step, old))
     return LineSearchResult(accepted, fraction, improvement, kl)
+
+
+def trust_region_step(
+    params: list[nn.Parameter],
+    surrogate: Callable[[], torch.Tensor],
+    mean_kl: Callable[[], torch.Tensor],
+    fisher_kl: Callable[[], torch.Tensor],
+    max_kl: float,
+    cg_iters: int,
+    cg_damping: float,
+    shrink: float,
+    max_backtracks: int,
+    batched: bool = False,
+) -> LineSearchResult:
+    """TRPO's policy step (Schulman et al. 2015, App. C), used by TRPO and Q-Prop: g = grad L, x = F^-1 g by
+    CG, the KL-scaled full step, the backtracking line search on L and the mean KL. ``fisher_kl`` is the mean
+    KL the Fisher-vector products differentiate (a subsample of the batch, or all of it). With ``batched``,
+    every callable returns one value per seed."""
+    g = flat_grad(surrogate().sum(), params, batched=batched)
+    fvp = fisher_vector_product(fisher_kl, params, cg_damping, batched)
+    x = conjugate_gradient(fvp, g, cg_iters)
+    step = kl_scaled_step(x, fvp(x), max_kl)
+    return backtracking_line_search(params, step, surrogate, mean_kl, max_kl, shrink, max_backtracks)

@@ -17,12 +17,14 @@ a run with a checkpoint resumes after it with the same numbers as an uninterrupt
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from replications.core.checkpoint import (
     Checkpointer,
@@ -33,10 +35,40 @@ from replications.core.checkpoint import (
     restore,
     rng_state,
 )
+from replications.core.envs import Normalization, make_env
+from replications.core.evaluation import Act, evaluate
 from replications.core.logging import RunLogger
 from replications.core.replay import ReplayBuffer
 
-Act = Callable[[np.ndarray], np.ndarray]
+
+class UnitBoxActions(gym.Wrapper):
+    """Actions in [-1, 1]^d for the networks and the replay buffer, rescaled to the env's bounds on the way
+    in (DDPG's and SAC's tanh outputs; warm-up actions are sampled uniformly in [-1, 1])."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"this algorithm needs a continuous action space; the env has {env.action_space}")
+        self.low, self.high = env.action_space.low, env.action_space.high
+        self.action_space = gym.spaces.Box(-1.0, 1.0, env.action_space.shape, np.float32, seed=seed)
+
+    def step(self, action: np.ndarray):  # noqa: ANN201
+        action = np.asarray(action, dtype=np.float32)
+        return self.env.step(self.low + (action + 1.0) * 0.5 * (self.high - self.low))
+
+
+def run_device() -> torch.device:
+    """Where the off-policy networks and minibatches live: ``RLREPRO_DEVICE`` (default ``cpu``; e.g.
+    ``cuda``). Not part of a run's identity: the algorithm is the same on every device."""
+    return torch.device(os.environ.get("RLREPRO_DEVICE", "cpu"))
+
+
+def make_off_policy_envs(env_id: str, seed: int) -> tuple[gym.Env, gym.Env]:
+    """The training env and a separate evaluation env (seeded apart), raw rewards and observations."""
+    no_norm = Normalization(False, False, 0.99, 10.0, 10.0)
+    return UnitBoxActions(make_env(env_id, seed, no_norm), seed), UnitBoxActions(
+        make_env(env_id, seed + 1, no_norm), seed
+    )
 
 
 @dataclass(frozen=True)
@@ -50,19 +82,6 @@ class OffPolicySchedule:
     eval_every: int
     eval_episodes: int
     log_every: int
-
-
-def evaluate(env: gym.Env, exploit: Act, episodes: int, seed: int) -> list[tuple[float, int]]:
-    """Deterministic-policy episodes on a separate env: (raw return, length) each."""
-    results = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total, length, done = 0.0, 0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(exploit(np.asarray(obs, dtype=np.float32)))
-            total, length, done = total + float(reward), length + 1, terminated or truncated
-        results.append((total, length))
-    return results
 
 
 def run_off_policy(

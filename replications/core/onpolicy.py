@@ -22,6 +22,7 @@ from torch import nn
 from replications.core.advantages import gae
 from replications.core.checkpoint import Checkpointer, env_state, load_env_state, load_rng_state, rng_state
 from replications.core.envs import Normalization, make_env, normalization_state
+from replications.core.evaluation import deterministic_actor, evaluate
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy, make_policy, make_value_function
 from replications.core.rollout import Batch, RolloutCollector
@@ -83,8 +84,12 @@ def run_on_policy(
     generator: torch.Generator,
     seed: int,
     checkpointer: Checkpointer | None = None,
+    evaluator: Callable[[int, bool], None] | None = None,
 ) -> int:
-    """Run ceil(total_steps / horizon) iterations (as SB3's ``learn`` does) and return the steps taken."""
+    """Run ceil(total_steps / horizon) iterations (as SB3's ``learn`` does) and return the steps taken.
+
+    ``evaluator(step, last_iteration)``, if given, runs after each update (deterministic evaluation episodes
+    for the algorithms scored by them)."""
     collector = RolloutCollector(env, policy, value_fn, horizon, generator, seed, logger.episode)
     n_iterations = math.ceil(total_steps / horizon)
     modules = {"policy": policy, "value": value_fn, **getattr(update, "optimizers", {})}
@@ -105,6 +110,8 @@ def run_on_policy(
         batch = add_advantages(collector.collect(), gamma, gae_lambda)
         stats = update(batch, iteration, n_iterations)
         logger.iteration(collector.step_count, **stats)
+        if evaluator is not None:
+            evaluator(collector.step_count, iteration + 1 == n_iterations)
         if checkpointer is not None and checkpointer.due() and iteration + 1 < n_iterations:
             checkpointer.save(
                 {
@@ -142,6 +149,16 @@ def train_on_policy(
     (default 10). ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update.
     """
     env, policy, value_fn, generator = build_seed(env_id, cfg, seed)
+    evaluator, eval_env = None, None
+    if getattr(cfg, "eval_every", None):  # algorithms scored by deterministic evaluation episodes (AWR)
+        eval_env = make_env(env_id, seed + 1, Normalization(False, False, cfg.gamma, 10.0, 10.0))
+        exploit = deterministic_actor(policy, env, eval_env.action_space)
+
+        def evaluator(step: int, last: bool) -> None:
+            """After the iteration that crosses each multiple of eval_every, and after the last one."""
+            if last or (step - cfg.horizon) // cfg.eval_every != step // cfg.eval_every:
+                logger.evaluation(step, evaluate(eval_env, exploit, cfg.eval_episodes, seed + 10_000 + step))
+
     steps = run_on_policy(
         env,
         policy,
@@ -155,7 +172,10 @@ def train_on_policy(
         generator=generator,
         seed=seed,
         checkpointer=Checkpointer(logger.run_dir),
+        evaluator=evaluator,
     )
+    if eval_env is not None:
+        eval_env.close()
     return finish_seed(env, policy, value_fn, logger, steps)
 
 
@@ -169,6 +189,7 @@ def build_seed(env_id: str, cfg: Any, seed: int) -> tuple[gym.Env, Policy, nn.Mo
         cfg.gamma,
         getattr(cfg, "clip_observations", 10.0),
         getattr(cfg, "clip_rewards", 10.0),
+        getattr(cfg, "normalizer_samples", None),
     )
     env = make_env(env_id, seed, norm)
     policy = make_policy(

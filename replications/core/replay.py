@@ -21,8 +21,9 @@ import torch
 class ReplayBuffer:
     FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"):
         self.capacity = capacity
+        self.device = torch.device(device)
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
         self.rewards = np.zeros(capacity, dtype=np.float32)
@@ -47,8 +48,13 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """A uniform minibatch on the buffer's device (on a GPU: copied from pinned memory without waiting,
+        so sampling never synchronises the host with the device)."""
         idx = rng.integers(0, self.size, size=batch_size)
-        return {name: torch.from_numpy(getattr(self, name)[idx]) for name in self.FIELDS}
+        batch = {name: torch.from_numpy(getattr(self, name)[idx]) for name in self.FIELDS}
+        if self.device.type == "cuda":
+            batch = {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in batch.items()}
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume (a checkpoint includes the buffer): the filled rows and the cursor."""
@@ -77,3 +83,60 @@ class ReplayBuffer:
         buf = cls(int(data["capacity"]), data["obs"].shape[1], data["actions"].shape[1])
         buf.load_state_dict(data)
         return buf
+
+
+class RecentSamples:
+    """The most recent on-policy samples in collection order (AWR's FIFO buffer of trajectories).
+
+    Keeps obs, actions, rewards, terminated and dones of the last ``capacity`` steps, plus what their value
+    targets bootstrap from: the final observation of each truncated episode and the observation after the
+    newest step. Batches arrive in collection order from one env, so consecutive rows are consecutive steps.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self.obs: np.ndarray | None = None
+
+    def add(self, batch: Any) -> None:
+        """Append a ``rollout.Batch`` (collected after the previous one) and drop the oldest rows."""
+        obs = batch.obs.numpy()
+        truncation_obs = np.zeros_like(obs)
+        for t, final in (batch.final_obs or {}).items():
+            truncation_obs[t] = final
+        new = {
+            "obs": obs,
+            "actions": batch.actions.numpy(),
+            "rewards": batch.rewards,
+            "terminated": batch.terminated,
+            "dones": batch.dones,
+            "truncation_obs": truncation_obs,
+        }
+        for name, rows in new.items():
+            old = getattr(self, name, None)
+            setattr(self, name, (rows if old is None else np.concatenate([old, rows]))[-self.capacity :])
+        self.last_obs = batch.last_obs
+
+    FIELDS = ("obs", "actions", "rewards", "terminated", "dones", "truncation_obs", "last_obs")
+
+    def __len__(self) -> int:
+        return 0 if self.obs is None else len(self.obs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name, None) for name in self.FIELDS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def next_values(self, value_fn: Any) -> np.ndarray:
+        """V of the state each row reached: V(s_{t+1}) inside an episode, V(final obs) at a truncation, 0 at a
+        termination, V(observation after the newest step) for the newest row (its episode goes on)."""
+        with torch.no_grad():
+            v_obs = value_fn(torch.from_numpy(self.obs)).double().numpy()
+            v_trunc = value_fn(torch.from_numpy(self.truncation_obs)).double().numpy()
+            v_last = float(value_fn(torch.from_numpy(self.last_obs)[None])[0])
+        nxt = np.append(v_obs[1:], v_last)
+        truncated = (self.dones > 0) & (self.terminated == 0)
+        nxt[truncated] = v_trunc[truncated]
+        nxt[self.terminated > 0] = 0.0
+        return nxt

@@ -38,6 +38,10 @@ class Batch:
     dones: np.ndarray
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
+    final_obs: dict[int, np.ndarray] | None = None
+    """t -> the final observation of an episode truncated at step t (to recompute next values later)."""
+    last_obs: np.ndarray | None = None
+    """The observation after the batch's last step (its episode goes on unless dones[-1])."""
 
 
 EpisodeSink = Callable[[int, float, int], None]
@@ -103,4 +107,15 @@ class RolloutCollector:
         next_val_buf[-1] = extra_values[0]
         next_val_buf[term_buf > 0] = 0.0
         next_val_buf[list(final_obs)] = extra_values[1:]
-        return Batch(obs_t, act_t, log_probs, values, rew_buf, next_val_buf, term_buf, done_buf)
+        return Batch(
+            obs_t,
+            act_t,
+            log_probs,
+            values,
+            rew_buf,
+            next_val_buf,
+            term_buf,
+            done_buf,
+            final_obs=final_obs,
+            last_obs=obs,
+        )

@@ -1,0 +1,206 @@
+"""Q-Prop: sample-efficient policy gradient with an off-policy critic (TR-Q-Prop).
+
+Paper: S. Gu, T. Lillicrap, Z. Ghahramani, R. E. Turner, S. Levine (2017). Q-Prop: Sample-Efficient Policy
+Gradient with An Off-Policy Critic. ICLR 2017, arXiv:1611.02247. Settings: the authors' code
+(rlbayes/rllabplusplus launcher defaults), ``configs/qprop.yaml`` (conservative) and
+``configs/qprop-aggressive.yaml``.
+
+Update per iteration of T on-policy steps (Algorithm 1):
+    fit Q_w off-policy on the replay buffer (DDPG-style: y = r + gamma (1 - term) Q_w'(s', mu'(s')))
+    A_bar(s, a) = grad_a Q_w(s, a)|_{a = mu(s)} . (a - mu(s))                      (first-order Taylor CV)
+    g = E[ grad log pi(a|s) (A_hat - eta(s) A_bar(s, a)) ] + E[ eta(s) grad_a Q_w(s, mu(s)) grad_theta mu(s) ]  (eq. 7)
+    eta = 1 (standard), 1[A_hat A_bar > 0] (conservative), sign(A_hat A_bar) (aggressive)     (Section 3.2)
+    theta <- TRPO step with g (the shared trust-region step: CG, KL-scaled step, line search)
+The policy step maximises the surrogate L(theta) = E[r(theta) (A_hat - eta A_bar)] + E[eta grad_a Q . mu_theta(s)]
+(ratio r = pi_theta / pi_old), whose gradient at theta_old is g.
+
+Implementation details:
+ 1. [reference code] 5000 steps per iteration, KL 0.01, GAE lambda 0.97, gamma 0.99; 100-50 tanh Gaussian
+    policy; Q 100-100 ReLU, Adam 1e-3, minibatch 64, replay 1e6, one Q step per sampled step
+    (updates_ratio 1), training starts at 1000 samples; target networks (tau 0.001) for Q and the policy mean.
+ 2. [reference code] The eta rules are applied per sample (the code's adapt1 / adapt2 options).
+ 3. [reference code] Advantages centred (the natural step is scale-free, so centring is all that matters).
+ 4. [reference code] CG 10 iterations; line search shrinking by 0.8 up to 15 times (rllab's TRPO).
+ 5. [ours] The value function is a 32-32 tanh MLP fitted like our TRPO's (the code's default is linear);
+    truncation bootstraps; the Q critic learns from the sampled (unclipped) actions.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from replications.core.checkpoint import StatefulRNG
+from replications.core.logging import RunLogger
+from replications.core.natural_gradient import policy_dist_params, policy_mean_kl, trust_region_step
+from replications.core.networks import GaussianPolicy, Policy, mlp
+from replications.core.onpolicy import stats_row, train_on_policy
+from replications.core.replay import ReplayBuffer
+from replications.core.rollout import Batch
+from replications.core.targets import bellman_target, polyak_update
+from replications.core.value import fit_value_function
+
+
+@dataclass(frozen=True)
+class QPropConfig:
+    horizon: int
+    max_kl: float
+    cg_iters: int
+    cg_damping: float
+    line_search_shrink: float
+    line_search_max_backtracks: int
+    gamma: float
+    gae_lambda: float
+    hidden_sizes: tuple[int, ...]
+    activation: Literal["tanh", "relu"]
+    init_log_std: float
+    value_hidden_sizes: tuple[int, ...]
+    value_learning_rate: float
+    value_epochs: int
+    value_minibatch_size: int
+    center_advantages: bool
+    orthogonal_init: bool
+    normalize_observations: bool
+    normalize_rewards: bool
+    eta: Literal["standard", "conservative", "aggressive"]
+    qf_hidden_sizes: tuple[int, ...]
+    qf_learning_rate: float
+    qf_batch_size: int
+    qf_updates_ratio: float
+    """Q gradient steps per sampled env step."""
+    replay_size: int
+    min_pool_size: int
+    tau: float
+
+
+def control_variate(q: nn.Module, obs: torch.Tensor, mean: torch.Tensor, actions: torch.Tensor):  # noqa: ANN201
+    """(A_bar, grad_a Q(s, mu(s))): the first-order Taylor expansion of Q around the policy mean."""
+    mu = mean.detach().requires_grad_(True)
+    (grad_q,) = torch.autograd.grad(q(torch.cat([obs, mu], -1)).sum(), mu)
+    return (grad_q * (actions - mu.detach())).sum(-1), grad_q
+
+
+def eta_rule(adv: torch.Tensor, abar: torch.Tensor, rule: str) -> torch.Tensor:
+    """eta(s) per sample: 1, 1[A_hat A_bar > 0] (conservative) or sign(A_hat A_bar) (aggressive)."""
+    if rule == "standard":
+        return torch.ones_like(adv)
+    if rule == "conservative":
+        return (adv * abar > 0).float()
+    return torch.sign(adv * abar)
+
+
+def qprop_surrogate(
+    log_probs: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    adv: torch.Tensor,
+    abar: torch.Tensor,
+    eta: torch.Tensor,
+    grad_q: torch.Tensor,
+    mean: torch.Tensor,
+) -> torch.Tensor:
+    """L(theta) = E[r(theta) (A_hat - eta A_bar)] + E[eta grad_a Q . mu_theta(s)]; grad at theta_old is eq. (7)."""
+    ratio = torch.exp(log_probs - old_log_probs)
+    return (ratio * (adv - eta * abar)).mean() + (eta * (grad_q * mean).sum(-1)).mean()
+
+
+def _transitions(batch: Batch) -> np.ndarray:
+    """next_obs of every step of a batch: s_{t+1}, the final observation at a truncation, the observation after
+    the batch for its last step (a terminal step's next_obs is never used: terminated masks it)."""
+    obs = batch.obs.numpy()
+    nxt = np.concatenate([obs[1:], batch.last_obs[None]])
+    for t, final in (batch.final_obs or {}).items():
+        nxt[t] = final
+    return nxt
+
+
+def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
+    if not isinstance(policy, GaussianPolicy):
+        raise ValueError("Q-Prop needs a continuous action space (its control variate differentiates Q in a)")
+    obs_dim, act_dim = policy.mean[0].in_features, policy.log_std.shape[0]
+    params = list(policy.parameters())
+    value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate)
+    q = mlp([obs_dim + act_dim, *cfg.qf_hidden_sizes, 1], "relu", out_gain=1.0, orthogonal=False)
+    q_target, mu_target = copy.deepcopy(q), copy.deepcopy(policy.mean)
+    for p in [*q_target.parameters(), *mu_target.parameters()]:
+        p.requires_grad_(False)
+    q_opt = torch.optim.Adam(q.parameters(), lr=cfg.qf_learning_rate)
+    replay = ReplayBuffer(cfg.replay_size, obs_dim, act_dim)
+    rng = StatefulRNG(np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=generator))))
+
+    def fit_q(n_steps: int) -> torch.Tensor:
+        total = torch.zeros(())
+        for _ in range(n_steps):
+            b = replay.sample(cfg.qf_batch_size, rng.generator)
+            with torch.no_grad():
+                next_q = q_target(torch.cat([b["next_obs"], mu_target(b["next_obs"])], -1)).squeeze(-1)
+                y = bellman_target(b["rewards"], b["terminated"], next_q, cfg.gamma)
+            loss = (q(torch.cat([b["obs"], b["actions"]], -1)).squeeze(-1) - y).pow(2).mean()
+            q_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            q_opt.step()
+            polyak_update(q_target, q, cfg.tau)
+            polyak_update(mu_target, policy.mean, cfg.tau)
+            total += loss.detach()
+        return total / max(n_steps, 1)
+
+    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
+        obs, actions, old_log_probs = batch.obs, batch.actions, batch.log_probs
+        next_obs = _transitions(batch)
+        for t in range(len(obs)):
+            replay.add(
+                obs[t].numpy(), actions[t].numpy(), batch.rewards[t], next_obs[t], bool(batch.terminated[t]), False
+            )
+        n_q = int(cfg.qf_updates_ratio * len(obs)) if replay.size >= cfg.min_pool_size else 0
+        q_loss = fit_q(n_q)
+        adv = batch.advantages - batch.advantages.mean() if cfg.center_advantages else batch.advantages
+        with torch.no_grad():
+            old = policy_dist_params(policy, value_fn, obs)
+        abar, grad_q = control_variate(q, obs, old[0], actions)
+        eta = eta_rule(adv, abar, cfg.eta) if n_q else torch.zeros_like(adv)  # no critic yet: plain TRPO
+
+        def surrogate() -> torch.Tensor:
+            log_probs = policy.log_prob_entropy(obs, actions)[0]
+            return qprop_surrogate(log_probs, old_log_probs, adv, abar, eta, grad_q, policy.mean(obs))
+
+        def mean_kl() -> torch.Tensor:
+            return policy_mean_kl(policy, value_fn, old, obs)
+
+        search = trust_region_step(
+            params, surrogate, mean_kl, mean_kl, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
+            cfg.line_search_shrink, cfg.line_search_max_backtracks,
+        )  # fmt: skip
+        v_loss = fit_value_function(
+            value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
+        )
+        return stats_row(
+            {
+                "surrogate_gain": search.improvement,
+                "kl": search.kl,
+                "accepted": search.accepted.long(),
+                "value_loss": v_loss,
+                "q_loss": q_loss,
+                "eta_mean": eta.mean(),
+                "adv_abar_corr": torch.corrcoef(torch.stack([adv, abar]))[0, 1] if abar.std() > 0 else 0.0,
+            }
+        )
+
+    update.optimizers = {  # type: ignore[attr-defined]  # saved in checkpoints
+        "value_adam": value_opt,
+        "q": q,
+        "q_target": q_target,
+        "mu_target": mu_target,
+        "q_adam": q_opt,
+        "replay": replay,
+        "replay_rng": rng,
+    }
+    return update
+
+
+def train(env_id: str, cfg: QPropConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+    """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
+    return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
