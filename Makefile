@@ -8,7 +8,8 @@ BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
 
-.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg report bench regress readme clean-venv
+.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-ddpg \
+	replicate-awr replicate-qprop report bench regress readme clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,6 +41,18 @@ replicate-trpo: replicate  ## TRPO's grid (ours and sb3-contrib), Baselines' 1M-
 
 replicate-npg: ALGO = npg
 replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
+
+replicate-sac: ALGO = sac
+replicate-sac: replicate  ## SAC's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)
+
+replicate-ddpg: ALGO = ddpg
+replicate-ddpg: replicate  ## DDPG's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)
+
+replicate-awr: ALGO = awr
+replicate-awr: replicate  ## AWR's grid (ours; against its official logs and our PPO/TRPO/SAC)
+
+replicate-qprop: ALGO = qprop
+replicate-qprop: replicate  ## Q-Prop's grid (conservative; ALGO=qprop-aggressive for the other variant)
 
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)

@@ -41,9 +41,8 @@ from torch import nn
 from replications.core.checkpoint import Checkpointer
 from replications.core.logging import RunLogger
 from replications.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-from replications.core.offpolicy import OffPolicySchedule, make_off_policy_envs, run_device, run_off_policy
+from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
 from replications.core.replay import ReplayBuffer
-from replications.core.seeding import seed_everything
 from replications.core.targets import bellman_target, polyak_update
 
 
@@ -158,10 +157,7 @@ def make_update(cfg: DDPGConfig, actor: Actor, critic: Critic):
 
 
 def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    seed_everything(seed)
-    env, eval_env = make_off_policy_envs(env_id, seed)
-    obs_dim, act_dim = int(env.observation_space.shape[0]), int(env.action_space.shape[0])
-    device = run_device()
+    env, eval_env, obs_dim, act_dim, device = off_policy_setup(env_id, seed)
     actor = Actor(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init).to(device)
     critic = Critic(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init).to(device)
     update = make_update(cfg, actor, critic)

@@ -36,9 +36,8 @@ from torch import nn
 from replications.core.checkpoint import Checkpointer
 from replications.core.logging import RunLogger
 from replications.core.networks import mlp, tanh_gaussian_log_prob
-from replications.core.offpolicy import OffPolicySchedule, make_off_policy_envs, run_device, run_off_policy
+from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
 from replications.core.replay import ReplayBuffer
-from replications.core.seeding import seed_everything
 from replications.core.targets import polyak_update, soft_bellman_target
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -163,10 +162,7 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
 
 
 def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    seed_everything(seed)
-    env, eval_env = make_off_policy_envs(env_id, seed)
-    obs_dim, act_dim = int(env.observation_space.shape[0]), int(env.action_space.shape[0])
-    device = run_device()
+    env, eval_env, obs_dim, act_dim, device = off_policy_setup(env_id, seed)
     actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(device)
     q1, q2 = (q_network(obs_dim, act_dim, cfg.hidden_sizes).to(device) for _ in range(2))
     update = make_update(cfg, actor, q1, q2, act_dim)

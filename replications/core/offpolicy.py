@@ -39,6 +39,7 @@ from replications.core.envs import Normalization, make_env
 from replications.core.evaluation import Act, evaluate
 from replications.core.logging import RunLogger
 from replications.core.replay import ReplayBuffer
+from replications.core.seeding import seed_everything
 
 
 class UnitBoxActions(gym.Wrapper):
@@ -61,6 +62,13 @@ def run_device() -> torch.device:
     """Where the off-policy networks and minibatches live: ``RLREPRO_DEVICE`` (default ``cpu``; e.g.
     ``cuda``). Not part of a run's identity: the algorithm is the same on every device."""
     return torch.device(os.environ.get("RLREPRO_DEVICE", "cpu"))
+
+
+def off_policy_setup(env_id: str, seed: int) -> tuple[gym.Env, gym.Env, int, int, torch.device]:
+    """Seed everything; the training and evaluation envs, the observation and action sizes, the device."""
+    seed_everything(seed)
+    env, eval_env = make_off_policy_envs(env_id, seed)
+    return env, eval_env, int(env.observation_space.shape[0]), int(env.action_space.shape[0]), run_device()
 
 
 def make_off_policy_envs(env_id: str, seed: int) -> tuple[gym.Env, gym.Env]:
