@@ -30,7 +30,7 @@ from analysis.aggregate import (  # noqa: E402
     random_scores,
 )
 from analysis.references import env_base  # noqa: E402
-from analysis.scoring import learning_curve  # noqa: E402
+from analysis.scoring import evaluation_curve, learning_curve  # noqa: E402
 from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
 
 SUMMARY_COLUMNS = [
@@ -67,6 +67,7 @@ class ReportInput:
     baseline_impl: str = "sb3"  # what 'ours' is tested against: SB3, or another of our algorithms
     baseline_label: str = "SB3"
     relation: str = ""  # the expected relation between ours and the baseline, stated in the report
+    curves: str = "training"  # 'training' episode returns, or deterministic 'evaluation' returns
 
 
 def summarize(inp: ReportInput) -> pd.DataFrame:
@@ -102,6 +103,12 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
 
 
+def _curve(inp: ReportInput, run_dir: Path, grid: np.ndarray) -> np.ndarray:
+    if inp.curves == "evaluation":
+        return evaluation_curve(pd.read_csv(run_dir / "evaluations.csv"), grid)
+    return learning_curve(pd.read_csv(run_dir / "episodes.csv"), grid, CURVE_WINDOW)
+
+
 def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     env_runs = inp.runs[inp.runs.env == env]
@@ -111,9 +118,7 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
         paths = env_runs[env_runs.impl == impl].sort_values("seed").path
         if len(paths) == 0:
             continue
-        matrix = np.stack(
-            [learning_curve(pd.read_csv(inp.results_root / p / "episodes.csv"), grid, CURVE_WINDOW) for p in paths]
-        )
+        matrix = np.stack([_curve(inp, inp.results_root / p, grid) for p in paths])
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
             mean = np.nanmean(matrix, axis=0)
@@ -132,7 +137,11 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
         )
     ax.set_title(f"{inp.algo.upper()} {env}")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel(f"training episode return (last {CURVE_WINDOW} episodes)")
+    ax.set_ylabel(
+        "deterministic evaluation return"
+        if inp.curves == "evaluation"
+        else f"training episode return (last {CURVE_WINDOW} episodes)"
+    )
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -44,3 +44,13 @@ def learning_curve(episodes: pd.DataFrame, grid: np.ndarray, window: int = 10) -
     counts = ends - starts
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, (csum[ends] - csum[starts]) / counts, np.nan)
+
+
+def evaluation_curve(evaluations: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """At each step of ``grid``: the mean return of the latest evaluation at or before it (NaN before any)."""
+    if evaluations.empty:
+        return np.full(len(grid), np.nan)
+    per_step = evaluations.groupby("step")["return"].mean()
+    steps, means = per_step.index.to_numpy(), per_step.to_numpy(dtype=float)
+    idx = np.searchsorted(steps, grid, side="right") - 1
+    return np.where(idx >= 0, means[np.clip(idx, 0, None)], np.nan)

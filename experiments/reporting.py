@@ -73,6 +73,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         sb3_differences=differences,
         missing=missing,
         command=f"rlrepro report {algo} --budget {budget}",
+        curves="evaluation" if paper.scoring.get("metric") == "last_evaluation" else "training",
         baseline_impl=baseline_impl,
         baseline_label=baseline_label,
         relation=paper.reference.get("relation", ""),

@@ -136,3 +136,11 @@ def test_last_evaluation_score():
     ev = pd.DataFrame({"step": [5, 5, 10, 10], "episode": [0, 1, 0, 1], "return": [1.0, 3.0, 10.0, 20.0], "length": 3})
     assert score(pd.DataFrame(), {"metric": "last_evaluation"}, ev) == 15.0
     assert np.isnan(score(pd.DataFrame(), {"metric": "last_evaluation"}, None))
+
+
+def test_evaluation_curve_holds_the_latest_evaluation_mean():
+    from analysis.scoring import evaluation_curve
+
+    ev = pd.DataFrame({"step": [10, 10, 20, 20], "episode": [0, 1, 0, 1], "return": [1.0, 3.0, 5.0, 7.0]})
+    np.testing.assert_allclose(evaluation_curve(ev, np.array([5, 10, 15, 20, 25])), [np.nan, 2.0, 2.0, 6.0, 6.0])
+    assert np.isnan(evaluation_curve(pd.DataFrame(), np.array([1, 2]))).all()
