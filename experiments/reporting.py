@@ -49,8 +49,10 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
     if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own `compare`
         from experiments.runner import make_spec
 
-        # the same envs, seeds and step budgets, with the other algorithm's own (paper) hyperparameters
-        other = [make_spec(compare, "ours", s.env, s.seed, s.steps, budget, {}) for s in specs]
+        # the same envs, seeds and step budgets, with the other algorithm's own (paper) hyperparameters and
+        # the reference block's compare_overrides (Q-Prop: TRPO at its batch size)
+        compare_overrides = paper.reference.get("compare_overrides", {})
+        other = [make_spec(compare, "ours", s.env, s.seed, s.steps, budget, compare_overrides) for s in specs]
         other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
         other_runs["impl"] = compare
         runs = pd.concat([runs, other_runs], ignore_index=True)
