@@ -11,6 +11,7 @@ from analysis.references import paper_values
 from analysis.report import ReportInput, build_report
 from experiments.store import ResultsStore, RunSpec
 from replications.core.config import load_paper_config
+from replications.core.errors import UserError
 
 
 def report_dir(reports_root: Path, algo: str, budget: str) -> Path:
@@ -33,6 +34,12 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
     index = store.read_index()
     wanted = {s.run_id for s in specs}
     runs = index[index.run_id.isin(wanted)].copy()
+    gone = [p for p in runs.path if not (store.root / p / "meta.json").exists()]
+    if gone:
+        raise UserError(
+            f"results index {store.index_path} lists {len(gone)} run(s) whose directory is missing (first: {gone[0]}); "
+            f"nothing was changed; rebuild the index from the run directories with 'rlrepro index --rebuild'"
+        )
     missing = [
         f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps){_why_missing(store, s)}"
         for s in specs

@@ -142,3 +142,20 @@ def test_report_all_writes_the_overview_from_the_committed_runs(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert 'href="ppo-quick/index.html"' in page and "within" in page
     assert (tmp_path / "summary.md").read_text().startswith("# rlrepro: all replications")
+
+
+def test_an_index_row_without_its_run_directory_is_a_clear_error(tmp_path):
+    import shutil
+
+    exe = Path(sys.executable).parent / "rlrepro"
+    root = Path(__file__).resolve().parent.parent
+    results = tmp_path / "results"
+    shutil.copytree(root / "results" / "runs" / "ppo" / "CartPole-v1", results / "runs" / "ppo" / "CartPole-v1")
+    index = pd.read_csv(root / "results" / "index.csv")
+    index[index.env == "CartPole-v1"].to_csv(results / "index.csv", index=False)
+    (ours,) = [p for p in (results / "runs/ppo/CartPole-v1/ours").iterdir() if p.name.startswith("seed0-")]
+    shutil.rmtree(ours)
+    before = (results / "index.csv").read_text()
+    out = _run([str(exe)], "report", "ppo", "--budget", "quick", "--results", str(results), "--reports", str(tmp_path))
+    assert out.returncode == 2 and "whose directory is missing" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert (results / "index.csv").read_text() == before
