@@ -57,10 +57,12 @@ replicate-qprop: replicate  ## Q-Prop's grid (conservative; ALGO=qprop-aggressiv
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)
 
-bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, TRPO; Hopper-v5, same hyperparameters), and of 8 seeds batched
+bench: $(STAMP)  ## env steps/s of ours vs SB3 (PPO, TRPO, SAC, DDPG; Hopper-v5, same hyperparameters); 8 PPO seeds batched
 	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 61440 --out results/bench/ppo-Hopper-v5.json
 	$(BIN)/rlrepro bench trpo --env Hopper-v5 --steps 61440 --out results/bench/trpo-Hopper-v5.json
 	$(BIN)/rlrepro bench ppo --env Hopper-v5 --steps 20480 --seed-parallel 8 --out results/bench/ppo-Hopper-v5-seed-parallel-8.json
+	$(BIN)/rlrepro bench sac --env Hopper-v5 --steps 6000 --out results/bench/sac-Hopper-v5.json
+	$(BIN)/rlrepro bench ddpg --env Hopper-v5 --steps 6000 --out results/bench/ddpg-Hopper-v5.json
 
 regress: $(STAMP)  ## ALGO=ppo: is the current code a significant regression against results/regress/ALGO-baseline.csv?
 	$(BIN)/rlrepro regress $(ALGO) --workers $(WORKERS) $(ARGS)
