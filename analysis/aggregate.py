@@ -17,9 +17,16 @@ REPS = 5000
 def _interval(scores: dict[str, np.ndarray], fn, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     from rliable import library as rly
 
-    with warnings.catch_warnings():  # arch warns that rliable passes a RandomState (still supported in 7.2)
-        warnings.simplefilter("ignore", FutureWarning)
-        return rly.get_interval_estimates(scores, fn, reps=REPS, random_state=np.random.RandomState(seed))
+    # arch (under rliable) also draws from NumPy's global RNG, so a given random_state alone does not make the
+    # CIs reproducible: seed the global RNG for the call and put its state back afterwards.
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch warns that rliable passes a RandomState (still supported in 7.2)
+            warnings.simplefilter("ignore", FutureWarning)
+            return rly.get_interval_estimates(scores, fn, reps=REPS, random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(saved)
 
 
 def score_matrix(runs: pd.DataFrame, impl: str, envs: list[str]) -> np.ndarray:

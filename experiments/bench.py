@@ -148,5 +148,8 @@ def write_bench_summary(bench_dir: Path, out: Path = Path("reports/bench/summary
                 f"{res['sb3']['steps_per_s']:,.0f} | {r['ratio_ours_over_sb3']:.2f}x | {machine} | {stamp} |"
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(rows) + f"\n\n(from `{bench_dir}/*.json`, written by `make bench`)\n")
+    shown = bench_dir.resolve()
+    root = Path(__file__).resolve().parent.parent
+    shown = shown.relative_to(root) if shown.is_relative_to(root) else shown
+    out.write_text("\n".join(rows) + f"\n\n(from `{shown}/*.json`, written by `make bench`)\n")
     return out
