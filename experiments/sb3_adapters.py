@@ -299,9 +299,7 @@ def _train_off_policy(
         d = venv.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(d), cfg.noise_sigma * np.ones(d))
     model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
-    schedule = OffPolicySchedule(
-        total_steps, cfg.warmup_steps, cfg.batch_size, cfg.gradient_steps, cfg.eval_every, cfg.eval_episodes, 1000
-    )
+    schedule = OffPolicySchedule.from_config(cfg, total_steps)
     model.learn(total_timesteps=total_steps, callback=OffPolicyRecorder(logger, eval_env, schedule, seed))
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
     venv.close()

@@ -172,9 +172,7 @@ def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: Run
             a = actor(torch.from_numpy(obs)[None].to(device))[0].cpu().numpy()
         return np.clip(a + noise(), -1.0, 1.0) if explore else a
 
-    schedule = OffPolicySchedule(
-        total_steps, cfg.warmup_steps, cfg.batch_size, cfg.gradient_steps, cfg.eval_every, cfg.eval_episodes, 1000
-    )
+    schedule = OffPolicySchedule.from_config(cfg, total_steps)
     steps = run_off_policy(
         env,
         eval_env,

@@ -108,16 +108,6 @@ def qprop_surrogate(
     return (ratio * (adv - eta * abar)).mean() + (eta * (grad_q * mean).sum(-1)).mean()
 
 
-def _transitions(batch: Batch) -> np.ndarray:
-    """next_obs of every step of a batch: s_{t+1}, the final observation at a truncation, the observation after
-    the batch for its last step (a terminal step's next_obs is never used: terminated masks it)."""
-    obs = batch.obs.numpy()
-    nxt = np.concatenate([obs[1:], batch.last_obs[None]])
-    for t, final in (batch.final_obs or {}).items():
-        nxt[t] = final
-    return nxt
-
-
 def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
     if not isinstance(policy, GaussianPolicy):
         raise ValueError("Q-Prop needs a continuous action space (its control variate differentiates Q in a)")
@@ -150,7 +140,7 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
 
     def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
         obs, actions, old_log_probs = batch.obs, batch.actions, batch.log_probs
-        next_obs = _transitions(batch)
+        next_obs = batch.next_observations()
         for t in range(len(obs)):
             replay.add(
                 obs[t].numpy(), actions[t].numpy(), batch.rewards[t], next_obs[t], bool(batch.terminated[t]), False

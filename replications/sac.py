@@ -173,15 +173,7 @@ def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunL
             a = torch.tanh(actor(o)[0]) if deterministic else actor.sample(o)[0]
         return a[0].cpu().numpy()
 
-    schedule = OffPolicySchedule(
-        total_steps,
-        cfg.warmup_steps,
-        cfg.batch_size,
-        cfg.gradient_steps,
-        cfg.eval_every,
-        cfg.eval_episodes,
-        log_every=1000,
-    )
+    schedule = OffPolicySchedule.from_config(cfg, total_steps)
     steps = run_off_policy(
         env,
         eval_env,

@@ -91,6 +91,20 @@ class OffPolicySchedule:
     eval_episodes: int
     log_every: int
 
+    @classmethod
+    def from_config(cls, cfg: Any, total_steps: int, log_every: int = 1000) -> OffPolicySchedule:
+        """The schedule of an off-policy config (``warmup_steps, batch_size, gradient_steps, eval_every,
+        eval_episodes``), shared by our SAC and DDPG and their SB3 adapters."""
+        return cls(
+            total_steps,
+            cfg.warmup_steps,
+            cfg.batch_size,
+            cfg.gradient_steps,
+            cfg.eval_every,
+            cfg.eval_episodes,
+            log_every,
+        )
+
 
 def run_off_policy(
     env: gym.Env,

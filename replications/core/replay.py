@@ -88,10 +88,12 @@ class ReplayBuffer:
 class RecentSamples:
     """The most recent on-policy samples in collection order (AWR's FIFO buffer of trajectories).
 
-    Keeps obs, actions, rewards, terminated and dones of the last ``capacity`` steps, plus what their value
-    targets bootstrap from: the final observation of each truncated episode and the observation after the
-    newest step. Batches arrive in collection order from one env, so consecutive rows are consecutive steps.
+    Keeps obs, actions, rewards, terminated and dones of the last ``capacity`` steps, and the observation each
+    step reached (``Batch.next_observations``: the final observation of a truncated episode, the observation
+    after the newest step), which their value targets bootstrap from.
     """
+
+    FIELDS = ("obs", "actions", "rewards", "terminated", "dones", "next_obs")
 
     def __init__(self, capacity: int):
         self.capacity = capacity
@@ -99,24 +101,17 @@ class RecentSamples:
 
     def add(self, batch: Any) -> None:
         """Append a ``rollout.Batch`` (collected after the previous one) and drop the oldest rows."""
-        obs = batch.obs.numpy()
-        truncation_obs = np.zeros_like(obs)
-        for t, final in (batch.final_obs or {}).items():
-            truncation_obs[t] = final
         new = {
-            "obs": obs,
+            "obs": batch.obs.numpy(),
             "actions": batch.actions.numpy(),
             "rewards": batch.rewards,
             "terminated": batch.terminated,
             "dones": batch.dones,
-            "truncation_obs": truncation_obs,
+            "next_obs": batch.next_observations(),
         }
         for name, rows in new.items():
             old = getattr(self, name, None)
             setattr(self, name, (rows if old is None else np.concatenate([old, rows]))[-self.capacity :])
-        self.last_obs = batch.last_obs
-
-    FIELDS = ("obs", "actions", "rewards", "terminated", "dones", "truncation_obs", "last_obs")
 
     def __len__(self) -> int:
         return 0 if self.obs is None else len(self.obs)
@@ -129,14 +124,9 @@ class RecentSamples:
             setattr(self, name, value)
 
     def next_values(self, value_fn: Any) -> np.ndarray:
-        """V of the state each row reached: V(s_{t+1}) inside an episode, V(final obs) at a truncation, 0 at a
-        termination, V(observation after the newest step) for the newest row (its episode goes on)."""
+        """V of the state each row reached (V(s_{t+1}), V(final obs) at a truncation, V(observation after the
+        newest step)), 0 at a termination."""
         with torch.no_grad():
-            v_obs = value_fn(torch.from_numpy(self.obs)).double().numpy()
-            v_trunc = value_fn(torch.from_numpy(self.truncation_obs)).double().numpy()
-            v_last = float(value_fn(torch.from_numpy(self.last_obs)[None])[0])
-        nxt = np.append(v_obs[1:], v_last)
-        truncated = (self.dones > 0) & (self.terminated == 0)
-        nxt[truncated] = v_trunc[truncated]
+            nxt = value_fn(torch.from_numpy(self.next_obs)).double().numpy()
         nxt[self.terminated > 0] = 0.0
         return nxt

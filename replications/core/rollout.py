@@ -43,6 +43,16 @@ class Batch:
     last_obs: np.ndarray | None = None
     """The observation after the batch's last step (its episode goes on unless dones[-1])."""
 
+    def next_observations(self) -> np.ndarray:
+        """(T, obs_dim): the observation each step reached: s_{t+1} inside an episode, the final observation
+        at a truncation, the observation after the batch for its last step (a terminal step's entry is the
+        next episode's first observation, never used: termination masks it)."""
+        obs = self.obs.numpy()
+        nxt = np.concatenate([obs[1:], self.last_obs[None]])
+        for t, final in (self.final_obs or {}).items():
+            nxt[t] = final
+        return nxt
+
 
 EpisodeSink = Callable[[int, float, int], None]
 
