@@ -8,7 +8,7 @@ BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
 
-.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-ddpg \
+.PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-sac-v1 replicate-ddpg \
 	replicate-awr replicate-qprop report bench regress readme clean-venv
 
 help:  ## list the targets
@@ -44,6 +44,9 @@ replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
 
 replicate-sac: ALGO = sac
 replicate-sac: replicate  ## SAC's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)
+
+replicate-sac-v1: ALGO = sac-v1
+replicate-sac-v1: replicate  ## SAC v1 (fixed temperature, V network), ours and SB3 (BUDGET=crosscheck)
 
 replicate-ddpg: ALGO = ddpg
 replicate-ddpg: replicate  ## DDPG's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)

@@ -2,7 +2,8 @@
 
 Inputs are the run contract only: rows of the results index and each run's ``episodes.csv``.
 Outputs in ``out_dir``: ``summary.csv`` (columns ``SUMMARY_COLUMNS``), ``summary.md``, one
-``curves_<env>.png`` per env, and ``index.html`` tying them together with sources and provenance.
+``curves_<env>.png`` per env, ``comparisons.csv`` (ours against each baseline, per env), and ``index.html``
+tying them together with sources and provenance.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ SUMMARY_COLUMNS = [
     "paper_value",
     "verdict",
 ]
-COLORS = ("tab:blue", "tab:orange")
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 CURVE_WINDOW = 10
 
 
@@ -64,22 +65,36 @@ class ReportInput:
     sb3_differences: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     command: str = ""
-    baseline_impl: str = "sb3"  # what 'ours' is tested against: SB3, or another of our algorithms
-    baseline_label: str = "SB3"
-    relation: str = ""  # the expected relation between ours and the baseline, stated in the report
+    baselines: list[tuple[str, str]] = field(default_factory=lambda: [("sb3", "SB3")])
+    """(impl, label) of what 'ours' is tested against: SB3, or other algorithms of ours (the first is the
+    summary's verdict; every one gets a row in comparisons.csv)."""
+    relation: str = ""  # the expected relation between ours and the baselines, stated in the report
     curves: str = "training"  # 'training' episode returns, or deterministic 'evaluation' returns
+
+    @property
+    def baseline_impl(self) -> str:
+        return self.baselines[0][0]
+
+    @property
+    def baseline_label(self) -> str:
+        return self.baselines[0][1]
+
+    @property
+    def impls(self) -> list[str]:
+        return ["ours", *(impl for impl, _ in self.baselines)]
+
+
+def _scores(runs: pd.DataFrame, impl: str) -> np.ndarray:
+    return runs[runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
 
 
 def summarize(inp: ReportInput) -> pd.DataFrame:
     rows = []
     for env in inp.envs:
         env_runs = inp.runs[inp.runs.env == env]
-        scores = {
-            impl: env_runs[env_runs.impl == impl].sort_values("seed").score.to_numpy(dtype=float)
-            for impl in ("ours", inp.baseline_impl)
-        }
+        scores = {impl: _scores(env_runs, impl) for impl in inp.impls}
         ref = inp.references.get(env_base(env))
-        for impl in ("ours", inp.baseline_impl):
+        for impl in inp.impls:
             s = scores[impl]
             if len(s) == 0:
                 continue
@@ -103,6 +118,35 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
 
 
+COMPARISON_COLUMNS = ["env", "baseline", "n_ours", "n_baseline", "ours_mean", "baseline_mean", "p_value", "verdict"]
+
+
+def comparisons(inp: ReportInput) -> pd.DataFrame:
+    """Ours against every baseline on every env where both have runs (the same test as the summary's)."""
+    rows = []
+    for env in inp.envs:
+        env_runs = inp.runs[inp.runs.env == env]
+        ours = _scores(env_runs, "ours")
+        for impl, label in inp.baselines:
+            theirs = _scores(env_runs, impl)
+            if len(ours) == 0 or len(theirs) == 0:
+                continue
+            v, p = verdict(ours, theirs)
+            rows.append([env, label, len(ours), len(theirs), float(ours.mean()), float(theirs.mean()), p, v])
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def comparisons_markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(COMPARISON_COLUMNS) + " |", "|" + "---|" * len(COMPARISON_COLUMNS)]
+    for row in table.to_dict("records"):
+        cells = [
+            _fmt(row[c]) if c != "p_value" else ("" if np.isnan(row[c]) else f"{row[c]:.3f}")
+            for c in COMPARISON_COLUMNS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _curve(inp: ReportInput, run_dir: Path, grid: np.ndarray) -> np.ndarray:
     if inp.curves == "evaluation":
         return evaluation_curve(pd.read_csv(run_dir / "evaluations.csv"), grid)
@@ -114,7 +158,8 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
     env_runs = inp.runs[inp.runs.env == env]
     max_steps = int(env_runs.steps.max())
     grid = np.linspace(0, max_steps, 101)
-    for impl, color in zip(("ours", inp.baseline_impl), COLORS, strict=True):
+    labels = {"ours": "ours", **dict(inp.baselines)}
+    for impl, color in zip(inp.impls, COLORS, strict=False):
         paths = env_runs[env_runs.impl == impl].sort_values("seed").path
         if len(paths) == 0:
             continue
@@ -123,7 +168,7 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
             mean = np.nanmean(matrix, axis=0)
             lo, hi = bootstrap_band(matrix, seed=0)
-        label = f"{'ours' if impl == 'ours' else inp.baseline_label} (n={len(paths)})"
+        label = f"{labels[impl]} (n={len(paths)})"
         ax.plot(grid, mean, color=color, label=label)
         ax.fill_between(grid, lo, hi, color=color, alpha=0.25, linewidth=0)
     ref = inp.references.get(env_base(env))
@@ -188,13 +233,17 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         "",
         markdown_table(summary),
     ]
+    versus = comparisons(inp)
+    versus.to_csv(out_dir / "comparisons.csv", index=False)
+    if len(inp.baselines) > 1:
+        md += ["", f"Ours against each comparison ({VERDICT_TEST}):", "", comparisons_markdown(versus)]
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
     iqm.to_csv(out_dir / "iqm.csv", index=False)
     aggregates, profiles = normalised_aggregates(inp, out_dir)
     aggregates.to_csv(out_dir / "aggregate.csv", index=False)
     poi = improvement_over_sb3(inp.runs, inp.envs, other=inp.baseline_impl) if not inp.runs.empty else None
-    (out_dir / "index.html").write_text(_html(inp, summary, images, iqm, poi, aggregates, profiles))
+    (out_dir / "index.html").write_text(_html(inp, summary, versus, images, iqm, poi, aggregates, profiles))
     if inp.relation:
         with (out_dir / "summary.md").open("a") as f:
             f.write(f"\n{inp.relation}\n")
@@ -213,7 +262,7 @@ def normalised_aggregates(inp: ReportInput, out_dir: Path) -> tuple[pd.DataFrame
     if inp.runs.empty:
         return pd.DataFrame(), []
     low = random_scores()
-    impls = [i for i in ("ours", inp.baseline_impl) if (inp.runs.impl == i).any()]
+    impls = [i for i in inp.impls if (inp.runs.impl == i).any()]
     baseline = inp.runs[inp.runs.impl == inp.baseline_impl].groupby("env").score.mean().to_dict()
     paper = {e: float(inp.references[env_base(e)]["value"]) for e in inp.envs if env_base(e) in inp.references}
     tables, images = [], []
@@ -250,6 +299,7 @@ def _aggregate_html(iqm: pd.DataFrame, poi: dict | None, label: str) -> str:
 def _html(
     inp: ReportInput,
     summary: pd.DataFrame,
+    versus: pd.DataFrame,
     images: list[str],
     iqm: pd.DataFrame,
     poi: dict | None,
@@ -292,9 +342,11 @@ figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{co
 <p>{html.escape(inp.relation)}</p>
 <p><b>Score:</b> {html.escape(inp.scoring)}. <b>Mean and CI:</b> mean over seeds, {int(CONFIDENCE * 100)}% percentile
 bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(VERDICT_TEST)}; 'n/a' on the
-baseline's own rows ({html.escape(inp.baseline_label)}). <b>Curves:</b> mean over seeds of the last
+baselines' own rows ({html.escape(", ".join(label for _, label in inp.baselines))}); the summary's verdict is
+against {html.escape(inp.baseline_label)}, the table below it against each. <b>Curves:</b> mean over seeds of the last
 {CURVE_WINDOW} training episodes' return at 101 points, band = 95% pointwise bootstrap CI.</p>
 <h2>Summary</h2>{table.to_html(index=False, na_rep="")}
+<h3>Ours against each baseline</h3>{versus.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.3f}")}
 <h2>Learning curves</h2>{imgs}
 <h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi, inp.baseline_label)}
 <h3>Normalised scores across envs</h3>{normalised}

@@ -28,6 +28,7 @@ _OFF_POLICY = {"warmup_steps": 256, "batch_size": 64, "eval_every": 512, "eval_e
 _QPROP = {"horizon": 256, "min_pool_size": 256, "qf_updates_ratio": 0.25}
 OVERRIDES: dict[str, dict[str, Any]] = {
     "sac": _OFF_POLICY,
+    "sac-v1": _OFF_POLICY,
     "ddpg": _OFF_POLICY,
     "awr": {"horizon": 256, "actor_steps": 50, "critic_steps": 20, "eval_every": 512, "eval_episodes": 1},
     "qprop": _QPROP,

@@ -47,6 +47,9 @@ ALGOS: dict[str, AlgoEntry] = {
     "sac": AlgoEntry(
         "sac", sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
     ),
+    "sac-v1": AlgoEntry(
+        "sac-v1", sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
+    ),
     "awr": AlgoEntry("awr", awr.AWRConfig, {"ours": awr.train}, {}),  # no SB3 counterpart
     "qprop": AlgoEntry("qprop", qprop.QPropConfig, {"ours": qprop.train}, {}),  # no SB3 counterpart
     "qprop-aggressive": AlgoEntry("qprop-aggressive", qprop.QPropConfig, {"ours": qprop.train}, {}),

@@ -51,21 +51,25 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
             if d not in differences:
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
-    baseline_impl, baseline_label = "sb3", "SB3"
-    compare = paper.reference.get("compare_algo")
-    if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own `compare`
+    baselines = [("sb3", "SB3")]
+    compare = paper.reference.get("compare_algo") or []
+    if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own algorithms
         from experiments.runner import make_spec
 
-        # the same envs, seeds and step budgets, with the other algorithm's own (paper) hyperparameters and
+        # the same envs, seeds and step budgets, with each other algorithm's own (paper) hyperparameters and
         # the reference block's compare_overrides (Q-Prop: TRPO at its batch size)
         compare_overrides = paper.reference.get("compare_overrides", {})
-        other = [make_spec(compare, "ours", s.env, s.seed, s.steps, budget, compare_overrides) for s in specs]
-        other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
-        other_runs["impl"] = compare
-        runs = pd.concat([runs, other_runs], ignore_index=True)
-        done = set(other_runs.run_id)
-        missing += [f"{compare} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done]
-        baseline_impl, baseline_label = compare, f"our {compare.upper()}"
+        baselines = []
+        for other_algo in [compare] if isinstance(compare, str) else compare:
+            other = [make_spec(other_algo, "ours", s.env, s.seed, s.steps, budget, compare_overrides) for s in specs]
+            other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
+            other_runs["impl"] = other_algo
+            runs = pd.concat([runs, other_runs], ignore_index=True)
+            done = set(other_runs.run_id)
+            missing += [
+                f"{other_algo} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done
+            ]
+            baselines.append((other_algo, f"our {other_algo.upper()}"))
     inp = ReportInput(
         algo=algo,
         budget=budget,
@@ -83,8 +87,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         missing=missing,
         command=f"rlrepro report {algo} --budget {budget}",
         curves="evaluation" if paper.scoring.get("metric") == "last_evaluation" else "training",
-        baseline_impl=baseline_impl,
-        baseline_label=baseline_label,
+        baselines=baselines,
         relation=paper.reference.get("relation", ""),
     )
     out = report_dir(reports_root, algo, budget)

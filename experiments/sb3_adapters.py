@@ -332,6 +332,11 @@ def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
         "SB3's actor has separate mean and log-std output layers; ours one output layer split in two (the same "
         "function class, PyTorch default init in both).",
     ]
+    if cfg.value_network:
+        differences.append(
+            "SB3's SAC has no state-value network: its critics regress on the v2 soft target "
+            "(min of the target critics minus alpha log pi) instead of v1's target V network."
+        )
     return kwargs, differences
 
 

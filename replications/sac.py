@@ -11,10 +11,17 @@ Update (v2 paper numbering), per gradient step on a minibatch from the replay bu
     J_alpha = E[ -alpha (log pi(a|s) + H_target) ],  H_target = -dim(A)                            (18)
     theta'_j <- tau theta_j + (1 - tau) theta'_j                                                    (Alg. 1)
 
+The original version (v1 paper, ``configs/sac-v1.yaml``) keeps alpha fixed and adds a state-value network V
+with a target copy V'; the critics then regress on V' instead of the soft target above:
+    J_V = E[ 1/2 (V(s) - (min_j Q_j(s, a) - alpha log pi(a|s)))^2 ],  a ~ pi(.|s)                  (v1 eq. 5)
+    y = r + gamma (1 - terminated) V'(s'),  J_Q = E[ 1/2 (Q_j(s, a) - y)^2 ]                        (v1 eqs. 7, 8)
+    psi' <- tau psi + (1 - tau) psi'  (V's target; the critics have none)                            (v1 Alg. 1)
+
 Implementation details:
  1. [paper] Adam 3e-4 for all networks, gamma 0.99, buffer 1e6, minibatch 256, 2x256 ReLU networks,
     tau 0.005, one gradient step per env step, target update every step, target entropy -dim(A) (v2 Table 1).
- 2. [paper] Twin Q with the minimum in the target and the policy loss; no V network (v2).
+ 2. [paper] Twin Q with the minimum in the target and the policy loss; no V network (v2); v1's V network
+    and fixed alpha behind ``value_network`` / ``auto_alpha``.
  3. [paper] tanh-squashed Gaussian policy with the change-of-variables log-prob correction (v1 App. C).
  4. [reference code] log-std clamped to [-20, 2]; alpha learned as log(alpha), initialised to alpha = 1.
  5. [reference code] Uniform random actions for the first steps (v1 code: 1,000; 10,000 for HalfCheetah/Ant).
@@ -38,7 +45,7 @@ from replications.core.logging import RunLogger
 from replications.core.networks import mlp, tanh_gaussian_log_prob
 from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
 from replications.core.replay import ReplayBuffer
-from replications.core.targets import polyak_update, soft_bellman_target
+from replications.core.targets import bellman_target, polyak_update, soft_bellman_target
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -60,6 +67,8 @@ class SACConfig:
     warmup_steps: int
     eval_every: int
     eval_episodes: int
+    value_network: bool = False
+    """v1: a state-value network V (with target V') between the critics and their targets."""
 
 
 class SquashedGaussianActor(nn.Module):
@@ -84,6 +93,10 @@ def q_network(obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> nn.Module:
     return mlp([obs_dim + act_dim, *hidden, 1], "relu", out_gain=1.0, orthogonal=False)
 
 
+def v_network(obs_dim: int, hidden: tuple[int, ...]) -> nn.Module:
+    return mlp([obs_dim, *hidden, 1], "relu", out_gain=1.0, orthogonal=False)
+
+
 def q_value(q: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     return q(torch.cat([obs, actions], dim=-1)).squeeze(-1)
 
@@ -98,16 +111,35 @@ def actor_loss(log_prob: torch.Tensor, q_min: torch.Tensor, alpha: torch.Tensor)
     return (alpha * log_prob - q_min).mean()
 
 
+def value_loss(v: torch.Tensor, q_min: torch.Tensor, log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """J_V, v1 eq. (5): V(s) regresses on min_j Q_j(s, a) - alpha log pi(a|s), a ~ pi (no gradient into Q, pi)."""
+    return 0.5 * (v - (q_min - alpha * log_prob).detach()).pow(2).mean()
+
+
 def alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: float) -> torch.Tensor:
     """J_alpha, eq. (18), on log(alpha)."""
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
 
 
-def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2: nn.Module, act_dim: int):
-    q1_target, q2_target = copy.deepcopy(q1), copy.deepcopy(q2)
-    for p in [*q1_target.parameters(), *q2_target.parameters()]:
-        p.requires_grad_(False)
-    critic_opt = torch.optim.Adam([*q1.parameters(), *q2.parameters()], lr=cfg.learning_rate)
+def frozen_copy(net: nn.Module) -> nn.Module:
+    target = copy.deepcopy(net)
+    target.requires_grad_(False)
+    return target
+
+
+def make_update(
+    cfg: SACConfig,
+    actor: SquashedGaussianActor,
+    q1: nn.Module,
+    q2: nn.Module,
+    act_dim: int,
+    v: nn.Module | None = None,
+):
+    """One gradient step of SAC v2, or of v1 when ``v`` (the state-value network) is given."""
+    q1_target, q2_target = frozen_copy(q1), frozen_copy(q2)
+    v_target = frozen_copy(v) if v is not None else None
+    critic_params = [*q1.parameters(), *q2.parameters(), *(v.parameters() if v is not None else [])]
+    critic_opt = torch.optim.Adam(critic_params, lr=cfg.learning_rate)
     actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
     device = next(actor.parameters()).device
     log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), device=device, requires_grad=cfg.auto_alpha)
@@ -118,15 +150,24 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
         obs, actions, next_obs = batch["obs"], batch["actions"], batch["next_obs"]
         alpha = log_alpha.detach().exp()
         with torch.no_grad():
-            next_actions, next_log_prob = actor.sample(next_obs)
-            next_q = torch.min(q_value(q1_target, next_obs, next_actions), q_value(q2_target, next_obs, next_actions))
-            y = soft_bellman_target(batch["rewards"], batch["terminated"], next_q, next_log_prob, alpha, cfg.gamma)
+            if v_target is not None:  # v1
+                y = bellman_target(batch["rewards"], batch["terminated"], v_target(next_obs).squeeze(-1), cfg.gamma)
+            else:
+                next_actions, next_log_prob = actor.sample(next_obs)
+                next_q = torch.min(
+                    q_value(q1_target, next_obs, next_actions), q_value(q2_target, next_obs, next_actions)
+                )
+                y = soft_bellman_target(batch["rewards"], batch["terminated"], next_q, next_log_prob, alpha, cfg.gamma)
         q_loss = critic_loss(q_value(q1, obs, actions), q_value(q2, obs, actions), y)
+        new_actions, log_prob = actor.sample(obs)
+        if v is not None:  # v1: V regresses on the critics before their step, as in v1's joint update
+            with torch.no_grad():
+                q_now = torch.min(q_value(q1, obs, new_actions), q_value(q2, obs, new_actions))
+            q_loss = q_loss + value_loss(v(obs).squeeze(-1), q_now, log_prob, alpha)
         critic_opt.zero_grad(set_to_none=True)
         q_loss.backward()
         critic_opt.step()
 
-        new_actions, log_prob = actor.sample(obs)
         q_min = torch.min(q_value(q1, obs, new_actions), q_value(q2, obs, new_actions))
         pi_loss = actor_loss(log_prob, q_min, alpha)
         actor_opt.zero_grad(set_to_none=True)
@@ -138,8 +179,11 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
             alpha_opt.zero_grad(set_to_none=True)
             a_loss.backward()
             alpha_opt.step()
-        polyak_update(q1_target, q1, cfg.tau)
-        polyak_update(q2_target, q2, cfg.tau)
+        if v is not None:
+            polyak_update(v_target, v, cfg.tau)
+        else:
+            polyak_update(q1_target, q1, cfg.tau)
+            polyak_update(q2_target, q2, cfg.tau)
         return {  # tensors: read only when logged (no host synchronisation per step)
             "critic_loss": q_loss.detach(),
             "actor_loss": pi_loss.detach(),
@@ -157,6 +201,7 @@ def make_update(cfg: SACConfig, actor: SquashedGaussianActor, q1: nn.Module, q2:
         "actor_opt": actor_opt,
         "log_alpha": log_alpha,
         "alpha_opt": alpha_opt,
+        **({"v": v, "v_target": v_target} if v is not None else {}),
     }
     return update
 
@@ -165,7 +210,8 @@ def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunL
     env, eval_env, obs_dim, act_dim, device = off_policy_setup(env_id, seed)
     actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(device)
     q1, q2 = (q_network(obs_dim, act_dim, cfg.hidden_sizes).to(device) for _ in range(2))
-    update = make_update(cfg, actor, q1, q2, act_dim)
+    v = v_network(obs_dim, cfg.hidden_sizes).to(device) if cfg.value_network else None
+    update = make_update(cfg, actor, q1, q2, act_dim, v)
 
     def policy_action(obs: np.ndarray, deterministic: bool) -> np.ndarray:
         with torch.no_grad():

@@ -36,19 +36,20 @@ def test_verdicts():
     assert verdict(a[:1], a)[0] == "n/a"
 
 
-def test_report_from_synthetic_runs(tmp_path):
+def synthetic_runs(root, levels: dict[str, float], env: str = "Hopper-v5") -> pd.DataFrame:
+    """Three seeds per impl, each with 50 episodes rising by 10 from ``level + seed``."""
     rows = []
-    for impl, level in (("ours", 100.0), ("sb3", 50.0)):
+    for impl, level in levels.items():
         for seed in range(3):
             path = f"runs/{impl}{seed}"
-            (tmp_path / path).mkdir(parents=True)
+            (root / path).mkdir(parents=True)
             ret = level + seed + np.linspace(0, 10, 50)
             pd.DataFrame({"step": np.arange(1, 51) * 20, "return": ret, "length": 20}).to_csv(
-                tmp_path / path / "episodes.csv", index=False
+                root / path / "episodes.csv", index=False
             )
             rows.append(
                 {
-                    "env": "Hopper-v5",
+                    "env": env,
                     "impl": impl,
                     "seed": seed,
                     "steps": 1000,
@@ -63,13 +64,17 @@ def test_report_from_synthetic_runs(tmp_path):
                     "path": path,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def test_report_from_synthetic_runs(tmp_path):
     inp = ReportInput(
         "ppo",
         "paper",
         "A paper",
         "last 100",
         ["Hopper-v5"],
-        pd.DataFrame(rows),
+        synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0}),
         tmp_path,
         {
             "Hopper": {
@@ -90,6 +95,30 @@ def test_report_from_synthetic_runs(tmp_path):
     build_report(inp, tmp_path / "again")  # every figure and table is seeded: the same bytes again
     for name in ("curves_Hopper-v5.png", "profile_SB3.png", "summary.csv", "iqm.csv", "aggregate.csv"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_report_against_several_of_our_algorithms(tmp_path):
+    """AWR's report: ours against our PPO (the summary's verdict) and our SAC, each in comparisons.csv."""
+    runs = synthetic_runs(tmp_path, {"ours": 100.0, "ppo": 50.0, "sac": 300.0})
+    inp = ReportInput(
+        "awr",
+        "paper",
+        "A paper",
+        "last eval",
+        ["Hopper-v5"],
+        runs,
+        tmp_path,
+        {},
+        baselines=[("ppo", "our PPO"), ("sac", "our SAC")],
+    )
+    summary = build_report(inp, tmp_path / "out")
+    assert summary.impl.tolist() == ["ours", "ppo", "sac"]
+    assert summary.set_index("impl").verdict.to_dict() == {"ours": "better", "ppo": "n/a", "sac": "n/a"}
+    versus = pd.read_csv(tmp_path / "out" / "comparisons.csv")
+    assert versus.set_index("baseline").verdict.to_dict() == {"our PPO": "better", "our SAC": "worse"}
+    assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | our SAC | 3 | 3 |" in md
 
 
 def test_aggregate_iqm_and_probability_of_improvement():
