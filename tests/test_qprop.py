@@ -74,3 +74,22 @@ def test_qprop_runs_both_variants_through_the_suite(tmp_path, algo):
     assert (progress.kl <= 0.01 + 1e-9).all() and progress.q_loss.iloc[-1] > 0  # trust region held; Q trained
     eta = progress.eta_mean.iloc[-1]
     assert 0 < eta < 1 if algo == "qprop" else -1 < eta < 1
+
+
+@pytest.mark.slow
+def test_qprop_learns_to_balance_the_inverted_pendulum(tmp_path):
+    """Learning within 30k steps on the cart-pole balance task (InvertedPendulum-v5). The classic-control
+    suite's only continuous-action tasks are too slow for a trust-region method in a test's budget: measured,
+    after 40k steps on Pendulum-v1 (horizon 1000) both Q-Prop (-1,325) and our TRPO (-1,177) are still at a
+    random policy's level (about -1,225)."""
+    import pandas as pd
+
+    from experiments.runner import execute, make_spec
+    from experiments.store import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    spec = make_spec("qprop", "ours", "InvertedPendulum-v5", 0, 30000, "custom", {"horizon": 1000})
+    execute(spec, store)
+    returns = pd.read_csv(store.path(spec) / "episodes.csv")["return"]
+    assert returns.iloc[:50].mean() < 30  # a random policy falls within about 10 steps
+    assert returns.iloc[-10:].mean() > 300  # measured: 707 (seed 0)
