@@ -110,7 +110,7 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
                     "final_return_mean": float(np.mean(s)),
                     "ci_low": lo,
                     "ci_high": hi,
-                    "paper_value": float(ref["value"]) if ref else float("nan"),
+                    "paper_value": float(ref["value"]) if ref and impl in ("ours", "sb3") else float("nan"),
                     "verdict": v,
                     "p_value": p,
                 }
@@ -147,8 +147,14 @@ def comparisons_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _curve_kind(inp: ReportInput, run_dir: Path) -> str:
+    """The report's curve kind, or training episodes for a run with no evaluations (a comparison algorithm
+    scored on its training episodes, such as our PPO in AWR's report)."""
+    return "evaluation" if inp.curves == "evaluation" and (run_dir / "evaluations.csv").exists() else "training"
+
+
 def _curve(inp: ReportInput, run_dir: Path, grid: np.ndarray) -> np.ndarray:
-    if inp.curves == "evaluation":
+    if _curve_kind(inp, run_dir) == "evaluation":
         return evaluation_curve(pd.read_csv(run_dir / "evaluations.csv"), grid)
     return learning_curve(pd.read_csv(run_dir / "episodes.csv"), grid, CURVE_WINDOW)
 
@@ -169,6 +175,8 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
             mean = np.nanmean(matrix, axis=0)
             lo, hi = bootstrap_band(matrix, seed=0)
         label = f"{labels[impl]} (n={len(paths)})"
+        if _curve_kind(inp, inp.results_root / paths.iloc[0]) != inp.curves:
+            label += ", training episodes"
         ax.plot(grid, mean, color=color, label=label)
         ax.fill_between(grid, lo, hi, color=color, alpha=0.25, linewidth=0)
     ref = inp.references.get(env_base(env))

@@ -11,7 +11,7 @@ N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05
 VERDICT_TEST = (
-    f"Welch's two-sample t-test on per-seed final returns (ours vs SB3), two-sided, "
+    f"Welch's two-sample t-test on per-seed final returns (ours vs the baseline), two-sided, "
     f"alpha = {ALPHA}: 'better'/'worse' if significant in that direction, else 'within'"
 )
 
@@ -61,7 +61,7 @@ def bootstrap_band(matrix: np.ndarray, seed: int = 0, confidence: float = CONFID
 
 
 def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:
-    """Ours against SB3 (see VERDICT_TEST). Returns (verdict, p-value)."""
+    """Ours against the baseline (SB3 or another algorithm of ours; see VERDICT_TEST). Returns (verdict, p-value)."""
     ours = np.asarray(ours, dtype=float)
     theirs = np.asarray(theirs, dtype=float)
     if len(ours) < 2 or len(theirs) < 2:

@@ -100,6 +100,11 @@ def test_report_from_synthetic_runs(tmp_path):
 def test_report_against_several_of_our_algorithms(tmp_path):
     """AWR's report: ours against our PPO (the summary's verdict) and our SAC, each in comparisons.csv."""
     runs = synthetic_runs(tmp_path, {"ours": 100.0, "ppo": 50.0, "sac": 300.0})
+    for path in runs[runs.impl != "ppo"].path:  # PPO is scored on training episodes: it has no evaluations
+        pd.DataFrame({"step": [500, 1000], "episode": 0, "return": [1.0, 2.0]}).to_csv(
+            tmp_path / path / "evaluations.csv", index=False
+        )
+    reference = {"value": 3405.0, "source": "AWR", "table_or_figure": "T1", "env_version": "v2", "how_read": "exact"}
     inp = ReportInput(
         "awr",
         "paper",
@@ -108,17 +113,22 @@ def test_report_against_several_of_our_algorithms(tmp_path):
         ["Hopper-v5"],
         runs,
         tmp_path,
-        {},
+        {"Hopper": {**reference, "metric": "final return"}},
         baselines=[("ppo", "our PPO"), ("sac", "our SAC")],
+        curves="evaluation",
     )
     summary = build_report(inp, tmp_path / "out")
     assert summary.impl.tolist() == ["ours", "ppo", "sac"]
     assert summary.set_index("impl").verdict.to_dict() == {"ours": "better", "ppo": "n/a", "sac": "n/a"}
+    assert summary.set_index("impl").paper_value.to_dict() == pytest.approx(  # AWR's number is not PPO's
+        {"ours": 3405.0, "ppo": float("nan"), "sac": float("nan")}, nan_ok=True
+    )
     versus = pd.read_csv(tmp_path / "out" / "comparisons.csv")
     assert versus.set_index("baseline").verdict.to_dict() == {"our PPO": "better", "our SAC": "worse"}
     assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | our SAC | 3 | 3 |" in md
+    assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
 
 
 def test_aggregate_iqm_and_probability_of_improvement():
