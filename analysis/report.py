@@ -136,15 +136,9 @@ def comparisons(inp: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
-def comparisons_markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(COMPARISON_COLUMNS) + " |", "|" + "---|" * len(COMPARISON_COLUMNS)]
-    for row in table.to_dict("records"):
-        cells = [
-            _fmt(row[c]) if c != "p_value" else ("" if np.isnan(row[c]) else f"{row[c]:.3f}")
-            for c in COMPARISON_COLUMNS
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _with_p_text(table: pd.DataFrame) -> pd.DataFrame:
+    """p-values to three decimals as text (the table's other numbers take one decimal)."""
+    return table.assign(p_value=table.p_value.map(lambda p: "" if np.isnan(p) else f"{p:.3f}"))
 
 
 def _curve_kind(inp: ReportInput, run_dir: Path) -> str:
@@ -207,10 +201,9 @@ def _fmt(x: Any) -> str:
     return str(x)
 
 
-def markdown_table(summary: pd.DataFrame) -> str:
-    cols = SUMMARY_COLUMNS[1:]
+def markdown_table(table: pd.DataFrame, cols: list[str] = SUMMARY_COLUMNS[1:]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in summary[cols].to_dict("records"):
+    for row in table[cols].to_dict("records"):
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
     return "\n".join(lines)
 
@@ -244,7 +237,12 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     versus = comparisons(inp)
     versus.to_csv(out_dir / "comparisons.csv", index=False)
     if len(inp.baselines) > 1:
-        md += ["", f"Ours against each comparison ({VERDICT_TEST}):", "", comparisons_markdown(versus)]
+        md += [
+            "",
+            f"Ours against each comparison ({VERDICT_TEST}):",
+            "",
+            markdown_table(_with_p_text(versus), COMPARISON_COLUMNS),
+        ]
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
     iqm.to_csv(out_dir / "iqm.csv", index=False)
@@ -324,10 +322,9 @@ def _html(
             + aggregates.to_html(index=False, float_format=lambda x: f"{x:,.3f}")
             + "".join(f'<figure><img src="{p}" alt="{p}" width="480"></figure>' for p in profiles)
         )
-    table = summary.copy()
+    table = _with_p_text(summary)
     for c in ("final_return_mean", "ci_low", "ci_high", "paper_value"):
         table[c] = table[c].map(_fmt)
-    table["p_value"] = table["p_value"].map(lambda p: "" if np.isnan(p) else f"{p:.3f}")
     refs = [
         f"{env}: {r['value']} ({r['source']}, {r['table_or_figure']}, env {r['env_version']}, metric: "
         f"{r['metric']}; {r['how_read']})"

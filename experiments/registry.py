@@ -44,12 +44,12 @@ ALGOS: dict[str, AlgoEntry] = {
         trpo.train_seed_parallel,
     ),
     "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}, npg.train_seed_parallel),  # no SB3 counterpart
-    "sac": AlgoEntry(
-        "sac", sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
-    ),
-    "sac-v1": AlgoEntry(
-        "sac-v1", sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
-    ),
+    **{  # SAC v2 (automatic temperature) and v1 (fixed temperature, V network): one module, two configs
+        name: AlgoEntry(
+            name, sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
+        )
+        for name in ("sac", "sac-v1")
+    },
     "awr": AlgoEntry("awr", awr.AWRConfig, {"ours": awr.train}, {}),  # no SB3 counterpart
     "qprop": AlgoEntry("qprop", qprop.QPropConfig, {"ours": qprop.train}, {}),  # no SB3 counterpart
     "qprop-aggressive": AlgoEntry("qprop-aggressive", qprop.QPropConfig, {"ours": qprop.train}, {}),

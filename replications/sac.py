@@ -136,8 +136,9 @@ def make_update(
     v: nn.Module | None = None,
 ):
     """One gradient step of SAC v2, or of v1 when ``v`` (the state-value network) is given."""
-    q1_target, q2_target = frozen_copy(q1), frozen_copy(q2)
-    v_target = frozen_copy(v) if v is not None else None
+    # v2 keeps target critics; v1 keeps a target V instead (its critics have none)
+    sources = {"v_target": v} if v is not None else {"q1_target": q1, "q2_target": q2}
+    targets = {name: frozen_copy(net) for name, net in sources.items()}
     critic_params = [*q1.parameters(), *q2.parameters(), *(v.parameters() if v is not None else [])]
     critic_opt = torch.optim.Adam(critic_params, lr=cfg.learning_rate)
     actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate)
@@ -150,12 +151,14 @@ def make_update(
         obs, actions, next_obs = batch["obs"], batch["actions"], batch["next_obs"]
         alpha = log_alpha.detach().exp()
         with torch.no_grad():
-            if v_target is not None:  # v1
-                y = bellman_target(batch["rewards"], batch["terminated"], v_target(next_obs).squeeze(-1), cfg.gamma)
+            if v is not None:  # v1
+                next_v = targets["v_target"](next_obs).squeeze(-1)
+                y = bellman_target(batch["rewards"], batch["terminated"], next_v, cfg.gamma)
             else:
                 next_actions, next_log_prob = actor.sample(next_obs)
                 next_q = torch.min(
-                    q_value(q1_target, next_obs, next_actions), q_value(q2_target, next_obs, next_actions)
+                    q_value(targets["q1_target"], next_obs, next_actions),
+                    q_value(targets["q2_target"], next_obs, next_actions),
                 )
                 y = soft_bellman_target(batch["rewards"], batch["terminated"], next_q, next_log_prob, alpha, cfg.gamma)
         q_loss = critic_loss(q_value(q1, obs, actions), q_value(q2, obs, actions), y)
@@ -179,11 +182,8 @@ def make_update(
             alpha_opt.zero_grad(set_to_none=True)
             a_loss.backward()
             alpha_opt.step()
-        if v is not None:
-            polyak_update(v_target, v, cfg.tau)
-        else:
-            polyak_update(q1_target, q1, cfg.tau)
-            polyak_update(q2_target, q2, cfg.tau)
+        for name, target in targets.items():
+            polyak_update(target, sources[name], cfg.tau)
         return {  # tensors: read only when logged (no host synchronisation per step)
             "critic_loss": q_loss.detach(),
             "actor_loss": pi_loss.detach(),
@@ -195,13 +195,12 @@ def make_update(
         "actor": actor,
         "q1": q1,
         "q2": q2,
-        "q1_target": q1_target,
-        "q2_target": q2_target,
         "critic_opt": critic_opt,
         "actor_opt": actor_opt,
         "log_alpha": log_alpha,
         "alpha_opt": alpha_opt,
-        **({"v": v, "v_target": v_target} if v is not None else {}),
+        **({"v": v} if v is not None else {}),
+        **targets,
     }
     return update
 
