@@ -9,7 +9,7 @@ WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
 
 .PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-sac-v1 replicate-ddpg \
-	replicate-awr replicate-qprop report bench regress readme clean-venv
+	replicate-awr replicate-qprop report bench gpu-check regress readme clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,14 @@ replicate-awr: replicate  ## AWR's grid (ours; against its official logs and our
 
 replicate-qprop: ALGO = qprop
 replicate-qprop: replicate  ## Q-Prop's grid (conservative; ALGO=qprop-aggressive for the other variant)
+
+gpu-check: $(STAMP)  ## on a CUDA machine: the GPU tests, then SAC/DDPG ours vs SB3 on the GPU (eager and CUDA-graphed)
+	$(BIN)/python -m pytest tests/test_gpu.py
+	for a in sac ddpg; do \
+	  $(BIN)/rlrepro bench $$a --env Hopper-v5 --steps 6000 --device cuda --out results/bench/$$a-Hopper-v5-cuda.json && \
+	  $(BIN)/rlrepro bench $$a --env Hopper-v5 --steps 6000 --device cuda --cuda-graph \
+	    --out results/bench/$$a-Hopper-v5-cuda-graph.json || exit 1; \
+	done
 
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)

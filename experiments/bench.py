@@ -94,7 +94,8 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
         "ratio_ours_over_sb3": round(ratio, 2),
         **_machine(load_before),
     }
-    print(f"{algo} on {env_id}, {steps:,} steps per implementation, same hyperparameters, 1 torch thread")
+    where = os.environ.get("RLREPRO_DEVICE", "cpu")
+    print(f"{algo} on {env_id}, {steps:,} steps per implementation, same hyperparameters, 1 torch thread, {where}")
     for impl, r in results.items():
         print(f"  {impl:5s} {r['steps_per_s']:>9,.0f} env steps/s  ({r['seconds']:.1f} s)")
     print(f"  ratio ours / sb3: {ratio:.2f}x")
@@ -102,9 +103,16 @@ def bench(algo: str, env_id: str, steps: int, out: Path | None = None) -> dict:
 
 
 def _machine(load_before: float) -> dict:
+    from replications.core.cuda_graph import graph_updates_requested
+    from replications.core.offpolicy import run_device
+
+    device = run_device()
     return {
         "load_average_before": load_before,
         "cpu": provenance()["cpu"],
+        "device": str(device),
+        "gpu": provenance()["gpu"] if device.type == "cuda" else None,
+        "cuda_graph": graph_updates_requested() and device.type == "cuda",
         "python": platform.python_version(),
         "commit": provenance()["commit"],
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -130,6 +138,8 @@ def write_bench_summary(bench_dir: Path, out: Path = Path("reports/bench/summary
         r = json.loads(path.read_text())
         load = r.get("load_average_before")
         machine = f"{r['cpu']}, load {load:.1f}" if load is not None else r["cpu"]
+        if r.get("gpu"):  # off-policy nets on the GPU (ours and SB3's alike)
+            machine += f"; {r['gpu']}" + (", ours CUDA-graphed" if r.get("cuda_graph") else "")
         stamp = f"{(r.get('commit') or '?')[:7]}, {r['when'][:10]}"
         if "seeds" in r:  # seed-parallel: aggregate throughput of K seeds on one core
             res = r["results"]

@@ -166,6 +166,11 @@ def _index(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from experiments.bench import bench
 
+    os.environ["RLREPRO_DEVICE"] = args.device
+    if args.cuda_graph:
+        if not args.device.startswith("cuda"):
+            raise UserError("--cuda-graph needs --device cuda (a CUDA graph replays GPU kernels)")
+        os.environ["RLREPRO_CUDA_GRAPH"] = "1"
     out = Path(args.out) if args.out else None
     if args.seed_parallel > 1:
         from experiments.bench import bench_seed_parallel
@@ -288,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="aggregate env steps/s of K seeds batched in one process vs K sequential runs (ours and SB3)",
     )
+    b.add_argument(
+        "--device",
+        default=os.environ.get("RLREPRO_DEVICE", "cpu"),
+        help="where the off-policy networks run, ours and SB3's (cpu, cuda; default $RLREPRO_DEVICE or cpu)",
+    )
+    b.add_argument("--cuda-graph", action="store_true", help="with --device cuda: replay our update as a CUDA graph")
     b.set_defaults(func=_bench)
 
     g = sub.add_parser("regress", help="is the current code a significant regression against the baseline?")

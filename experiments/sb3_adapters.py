@@ -25,7 +25,7 @@ from replications.core.envs import Normalization, check_env_id, make_env
 from replications.core.errors import UserError
 from replications.core.evaluation import evaluate
 from replications.core.logging import RunLogger
-from replications.core.offpolicy import OffPolicySchedule
+from replications.core.offpolicy import OffPolicySchedule, run_device
 from replications.core.seeding import seed_everything
 from replications.ddpg import DDPGConfig
 from replications.ppo import PPOConfig
@@ -298,7 +298,8 @@ def _train_off_policy(
     elif kwargs.pop("gaussian_noise", None) is not None:
         d = venv.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(d), cfg.noise_sigma * np.ones(d))
-    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    # the same device as ours (RLREPRO_DEVICE): a GPU cross-check or benchmark runs both there
+    model = algo_cls("MlpPolicy", venv, seed=seed, device=run_device(), verbose=0, **kwargs)
     schedule = OffPolicySchedule.from_config(cfg, total_steps)
     model.learn(total_timesteps=total_steps, callback=OffPolicyRecorder(logger, eval_env, schedule, seed))
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")

@@ -8,7 +8,8 @@ Termination vs truncation: the buffer stores the observation actually reached (t
 episode's end) with ``terminated`` and ``truncated`` apart, so time-limit truncations bootstrap.
 
 Statistics: ``update`` returns tensors; they become numbers only when logged (every ``log_every`` steps),
-so on a GPU the update loop needs no host synchronisation of its own.
+so on a GPU the update loop needs no host synchronisation of its own (tests/test_gpu.py checks it);
+with ``RLREPRO_CUDA_GRAPH=1`` the update is replayed as one CUDA graph (core/cuda_graph.py).
 
 Checkpoints (core/checkpoint.py) are taken at logging steps: the algorithm's ``state`` objects (networks,
 target networks, optimisers, temperature, noise), the replay buffer, every RNG, both envs and the logger;
@@ -35,7 +36,9 @@ from replications.core.checkpoint import (
     restore,
     rng_state,
 )
+from replications.core.cuda_graph import cuda_graphed, graph_updates_requested
 from replications.core.envs import Normalization, make_env
+from replications.core.errors import UserError
 from replications.core.evaluation import Act, evaluate
 from replications.core.logging import RunLogger
 from replications.core.replay import ReplayBuffer
@@ -61,7 +64,10 @@ class UnitBoxActions(gym.Wrapper):
 def run_device() -> torch.device:
     """Where the off-policy networks and minibatches live: ``RLREPRO_DEVICE`` (default ``cpu``; e.g.
     ``cuda``). Not part of a run's identity: the algorithm is the same on every device."""
-    return torch.device(os.environ.get("RLREPRO_DEVICE", "cpu"))
+    device = torch.device(os.environ.get("RLREPRO_DEVICE", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"RLREPRO_DEVICE={device} but torch {torch.__version__} sees no CUDA device; allowed: cpu")
+    return device
 
 
 def off_policy_setup(env_id: str, seed: int) -> tuple[gym.Env, gym.Env, int, int, torch.device]:
@@ -139,6 +145,8 @@ def run_off_policy(
         logger.restore(saved["logger"])
         first = saved["step"] + 1
         print(f"resuming from the checkpoint at step {saved['step']:,}", flush=True)
+    if graph_updates_requested() and buffer.device.type == "cuda":
+        update = cuda_graphed(update, state or {})
     for step in range(first, schedule.total_steps + 1):
         action = env.action_space.sample() if step <= schedule.warmup_steps else explore(obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
