@@ -69,6 +69,9 @@ class ReportInput:
     """(impl, label) of what 'ours' is tested against: SB3, or other algorithms of ours (the first is the
     summary's verdict; every one gets a row in comparisons.csv)."""
     relation: str = ""  # the expected relation between ours and the baselines, stated in the report
+    extra_pairs: list[tuple[str, str, str]] = field(default_factory=list)
+    """(tested impl, its label, baseline impl) compared besides ours against each baseline: ours run with the
+    baseline's settings where our paper config differs from what the baseline can do (TRPO's Fisher subsample)."""
     curves: str = "training"  # 'training' episode returns, or deterministic 'evaluation' returns
 
     @property
@@ -118,22 +121,59 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
 
 
-COMPARISON_COLUMNS = ["env", "baseline", "n_ours", "n_baseline", "ours_mean", "baseline_mean", "p_value", "verdict"]
+COMPARISON_COLUMNS = [
+    "env",
+    "ours",
+    "baseline",
+    "n_ours",
+    "n_baseline",
+    "ours_mean",
+    "baseline_mean",
+    "baseline_ci_low",
+    "baseline_ci_high",
+    "in_ci_or_above",
+    "p_value",
+    "verdict",
+]
+"""``in_ci_or_above``: our mean inside the baseline's 95% bootstrap CI of its mean, or above it (a stricter
+check than the verdict's test when the baseline's seeds agree closely)."""
+
+
+def _pairs(inp: ReportInput) -> list[tuple[str, str, str, str]]:
+    """(tested impl, its label, baseline impl, baseline label): ours against every baseline, then the extras."""
+    labels = {"ours": "ours", **dict(inp.baselines)}
+    tested = {p[0] for p in inp.extra_pairs}  # listed as baselines for their rows and curves, not tested by ours
+    pairs = [("ours", "ours", impl, label) for impl, label in inp.baselines if impl not in tested]
+    return pairs + [(a, a_label, b, labels[b]) for a, a_label, b in inp.extra_pairs]
 
 
 def comparisons(inp: ReportInput) -> pd.DataFrame:
-    """Ours against every baseline on every env where both have runs (the same test as the summary's)."""
+    """Each tested implementation against its baseline on every env where both have runs (the summary's test)."""
     rows = []
     for env in inp.envs:
         env_runs = inp.runs[inp.runs.env == env]
-        ours = _scores(env_runs, "ours")
-        for impl, label in inp.baselines:
-            theirs = _scores(env_runs, impl)
+        for impl, label, base, base_label in _pairs(inp):
+            ours, theirs = _scores(env_runs, impl), _scores(env_runs, base)
             if len(ours) == 0 or len(theirs) == 0:
                 continue
             v, p = verdict(ours, theirs)
-            rows.append([env, label, len(ours), len(theirs), float(ours.mean()), float(theirs.mean()), p, v])
+            lo, hi = bootstrap_ci(theirs, seed=0)
+            inside = bool(ours.mean() >= lo) if np.isfinite(lo) else bool(ours.mean() >= theirs.mean())
+            rows.append(
+                [env, label, base_label, len(ours), len(theirs), float(ours.mean()), float(theirs.mean()), lo, hi]
+                + [inside, p, v]
+            )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
+    """'within or better on k of n envs (test); mean inside the baseline's CI or above on m of n'."""
+    rows = versus[(versus.ours == ours_label) & (versus.baseline == baseline_label)]
+    ok, inside, n = int(rows.verdict.isin(["within", "better"]).sum()), int(rows.in_ci_or_above.sum()), len(rows)
+    return (
+        f"{ours_label} within or better than {baseline_label} on {ok} of {n} envs by the test, "
+        f"with its mean inside {baseline_label}'s 95% CI or above it on {inside} of {n}"
+    )
 
 
 def _with_p_text(table: pd.DataFrame) -> pd.DataFrame:
@@ -228,18 +268,26 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
             fig.savefig(out_dir / name)
             plt.close(fig)
             images.append(name)
+    versus = comparisons(inp)
+    versus.to_csv(out_dir / "comparisons.csv", index=False)
+    tallies = [
+        f"- {pair_tally(versus, label, base_label)}."
+        for _, label, _, base_label in _pairs(inp)
+        if not versus.empty and ((versus.ours == label) & (versus.baseline == base_label)).any()
+    ]
     md = [
         f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary, inp.baseline_label)}. Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",
+        *tallies,
+        *([""] if tallies else []),
         markdown_table(summary),
     ]
-    versus = comparisons(inp)
-    versus.to_csv(out_dir / "comparisons.csv", index=False)
-    if len(inp.baselines) > 1:
+    if len(_pairs(inp)) > 1:
         md += [
             "",
-            f"Ours against each comparison ({VERDICT_TEST}):",
+            f"Each comparison ({VERDICT_TEST}; in_ci_or_above: the tested mean inside the baseline's 95% bootstrap "
+            "CI of its mean, or above it):",
             "",
             markdown_table(_with_p_text(versus), COMPARISON_COLUMNS),
         ]
@@ -351,7 +399,7 @@ baselines' own rows ({html.escape(", ".join(label for _, label in inp.baselines)
 against {html.escape(inp.baseline_label)}, the table below it against each. <b>Curves:</b> mean over seeds of the last
 {CURVE_WINDOW} training episodes' return at 101 points, band = 95% pointwise bootstrap CI.</p>
 <h2>Summary</h2>{table.to_html(index=False, na_rep="")}
-<h3>Ours against each baseline</h3>{versus.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.3f}")}
+<h3>Each comparison</h3>{versus.to_html(index=False, na_rep="", float_format=lambda x: f"{x:,.3f}")}
 <h2>Learning curves</h2>{imgs}
 <h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi, inp.baseline_label)}
 <h3>Normalised scores across envs</h3>{normalised}

@@ -28,6 +28,10 @@ def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
     return f": unfinished ({meta.get('status')}), excluded from the analysis"
 
 
+MATCHED = "ours-sb3-settings"
+"""The impl label of our runs at SB3's settings (``reference.sb3_settings`` in a config) in a report."""
+
+
 def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path, specs: list[RunSpec]) -> Path:
     """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in)."""
     paper = load_paper_config(algo)
@@ -40,8 +44,16 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
             f"results index {store.index_path} lists {len(gone)} run(s) whose directory is missing (first: {gone[0]}); "
             f"nothing was changed; rebuild the index from the run directories with 'rlrepro index --rebuild'"
         )
+    matched_cfg = paper.reference.get("sb3_settings") if any(s.impl == "sb3" for s in specs) else None
+    matched_ids: set[str] = set()
+    if matched_cfg:  # ours again at SB3's settings: its own rows and a comparison with SB3 of its own
+        from experiments.runner import sb3_settings_specs
+
+        matched_ids = {s.run_id for s in sb3_settings_specs(algo, budget, specs)}
+        runs.loc[runs.run_id.isin(matched_ids), "impl"] = MATCHED
     missing = [
-        f"{s.impl} {s.env} seed {s.seed} ({s.steps:,} steps){_why_missing(store, s)}"
+        f"{matched_cfg['label'] if s.run_id in matched_ids else s.impl} {s.env} seed {s.seed} ({s.steps:,} steps)"
+        f"{_why_missing(store, s)}"
         for s in specs
         if s.run_id not in set(runs.run_id)
     ]
@@ -70,6 +82,11 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
                 f"{other_algo} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done
             ]
             baselines.append((other_algo, f"our {other_algo.upper()}"))
+    extra_pairs = []
+    if matched_cfg:
+        baselines.append((MATCHED, matched_cfg["label"]))
+        extra_pairs.append((MATCHED, matched_cfg["label"], "sb3"))
+        differences.append(f"{matched_cfg['label']}: {matched_cfg['why']}")
     inp = ReportInput(
         algo=algo,
         budget=budget,
@@ -89,6 +106,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         curves="evaluation" if paper.scoring.get("metric") == "last_evaluation" else "training",
         baselines=baselines,
         relation=paper.reference.get("relation", ""),
+        extra_pairs=extra_pairs,
     )
     out = report_dir(reports_root, algo, budget)
     build_report(inp, out)

@@ -71,12 +71,29 @@ def plan_grid(
     n_seeds = seeds if seeds is not None else plan.seeds
     if n_seeds <= 0:
         raise UserError(f"--seeds must be a positive integer, got {n_seeds}")
-    return [
+    specs = [
         make_spec(algo, impl, env, seed, env_steps[env], budget, overrides or {})
         for env in env_steps
         for impl in impls
         for seed in range(n_seeds)
     ]
+    planned = {s.run_id for s in specs}
+    if "sb3" in impls:  # the cross-check also at equal settings (not for ours alone, e.g. make regress)
+        specs += [s for s in sb3_settings_specs(algo, budget, specs, overrides) if s.run_id not in planned]
+    return specs
+
+
+def sb3_settings_specs(
+    algo: str, budget: str, specs: list[RunSpec], overrides: dict[str, Any] | None = None
+) -> list[RunSpec]:
+    """Our runs of ``specs`` again with the config's ``reference.sb3_settings`` overrides: the settings SB3
+    runs where our paper config asks for something SB3 cannot do (TRPO: Fisher-vector products on every
+    5th sample; sb3-contrib uses the whole batch). The SB3 cross-check is then also made at equal settings."""
+    matched = load_paper_config(algo).reference.get("sb3_settings")
+    if not matched:
+        return []
+    extra = {**(overrides or {}), **matched["overrides"]}
+    return [make_spec(algo, "ours", s.env, s.seed, s.steps, budget, extra) for s in specs if s.impl == "ours"]
 
 
 ProgressFn = Callable[[str, int], None]

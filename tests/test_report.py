@@ -127,8 +127,37 @@ def test_report_against_several_of_our_algorithms(tmp_path):
     assert versus.set_index("baseline").verdict.to_dict() == {"our PPO": "better", "our SAC": "worse"}
     assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
     md = (tmp_path / "out" / "summary.md").read_text()
-    assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | our SAC | 3 | 3 |" in md
+    assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
+
+
+def test_report_checks_the_ci_criterion_and_ours_with_the_baselines_settings(tmp_path):
+    """comparisons.csv says whether our mean lies inside the baseline's 95% CI or above it (SB3 seeds at 105,
+    106, 107: CI [105, 107]); an extra pair compares ours run with the baseline's settings against it too."""
+    runs = synthetic_runs(tmp_path, {"ours": 98.0, "sb3": 100.0, "ours-matched": 100.2})  # means 104, 106, 105.2
+    inp = ReportInput(
+        "trpo",
+        "paper",
+        "A paper",
+        "last 100",
+        ["Hopper-v5"],
+        runs,
+        tmp_path,
+        {},
+        baselines=[("sb3", "SB3"), ("ours-matched", "ours with SB3's settings")],
+        extra_pairs=[("ours-matched", "ours with SB3's settings", "sb3")],
+    )
+    summary = build_report(inp, tmp_path / "out")
+    assert summary.impl.tolist() == ["ours", "sb3", "ours-matched"]
+    versus = pd.read_csv(tmp_path / "out" / "comparisons.csv")
+    assert versus[["ours", "baseline"]].values.tolist() == [["ours", "SB3"], ["ours with SB3's settings", "SB3"]]
+    assert versus.verdict.tolist() == ["within", "within"]  # 104 vs 106 (p 0.07) and 105.2 vs 106
+    assert versus.in_ci_or_above.tolist() == [False, True]
+    assert versus.baseline_ci_low.tolist() == pytest.approx([105.0, 105.0])
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "ours within or better than SB3 on 1 of 1 envs by the test, with its mean inside SB3's 95% CI" in md
+    assert "or above it on 0 of 1" in md
+    assert "ours with SB3's settings within or better than SB3 on 1 of 1 envs by the test" in md
 
 
 def test_aggregate_iqm_and_probability_of_improvement():
@@ -192,3 +221,20 @@ def test_bootstrap_cis_are_reproducible_whatever_the_global_rng_state():
     first = per_env_iqm(runs, ["A"])
     np.random.rand(7)  # anything else drawing from NumPy's global RNG in between
     pd.testing.assert_frame_equal(per_env_iqm(runs, ["A"]), first)
+
+
+def test_trpo_grid_includes_ours_at_sb3_contribs_settings():
+    """TRPO's config asks for Fisher-vector products on every 5th sample, which sb3-contrib cannot do; its
+    grid with SB3 also runs ours with the whole batch (reference.sb3_settings), once per seed; never for PPO,
+    nor for ours alone (make regress)."""
+    from experiments.runner import plan_grid
+
+    grid = plan_grid("trpo", "paper")
+    ours = [s for s in grid if s.impl == "ours"]
+    assert len(grid) == 63 and len(ours) == 42
+    assert sorted(s.hyperparameters["fisher_subsample"] for s in ours) == [1] * 21 + [5] * 21
+    assert len({s.run_id for s in grid}) == 63
+    assert len(plan_grid("trpo", "paper", impls=["sb3"])) == len(plan_grid("trpo", "paper", impls=["ours"])) == 21
+    again = plan_grid("trpo", "paper", overrides={"fisher_subsample": 1})  # already SB3's setting: no duplicates
+    assert len(again) == 42 and len({s.run_id for s in again}) == 42
+    assert len(plan_grid("ppo", "paper")) == 42
