@@ -167,8 +167,9 @@ def comparisons(inp: ReportInput) -> pd.DataFrame:
 
 
 def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
-    """'within or better on k of n envs (test); mean inside the baseline's CI or above on m of n'."""
-    rows = versus[(versus.ours == ours_label) & (versus.baseline == baseline_label)]
+    """'within or better on k of n envs (test); mean inside the baseline's CI or above on m of n', over the envs
+    with a verdict (at least 2 seeds on each side)."""
+    rows = versus[(versus.ours == ours_label) & (versus.baseline == baseline_label) & (versus.verdict != "n/a")]
     ok, inside, n = int(rows.verdict.isin(["within", "better"]).sum()), int(rows.in_ci_or_above.sum()), len(rows)
     return (
         f"{ours_label} within or better than {baseline_label} on {ok} of {n} envs by the test, "

@@ -238,3 +238,20 @@ def test_trpo_grid_includes_ours_at_sb3_contribs_settings():
     again = plan_grid("trpo", "paper", overrides={"fisher_subsample": 1})  # already SB3's setting: no duplicates
     assert len(again) == 42 and len({s.run_id for s in again}) == 42
     assert len(plan_grid("ppo", "paper")) == 42
+
+
+def test_pair_tally_counts_only_envs_with_a_verdict():
+    from analysis.report import COMPARISON_COLUMNS, pair_tally
+
+    versus = pd.DataFrame(
+        [
+            ["A", "ours", "SB3", 3, 3, 10.0, 9.0, 8.0, 10.0, True, 0.5, "within"],
+            ["B", "ours", "SB3", 1, 3, 10.0, 9.0, 8.0, 10.0, True, float("nan"), "n/a"],  # one seed: no test
+            ["C", "ours", "SB3", 3, 3, 1.0, 9.0, 8.0, 10.0, False, 0.01, "worse"],
+        ],
+        columns=COMPARISON_COLUMNS,
+    )
+    assert pair_tally(versus, "ours", "SB3") == (
+        "ours within or better than SB3 on 1 of 2 envs by the test, "
+        "with its mean inside SB3's 95% CI or above it on 1 of 2"
+    )
