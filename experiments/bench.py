@@ -106,15 +106,15 @@ def _machine(load_before: float) -> dict:
     from replications.core.cuda_graph import graph_updates_requested
     from replications.core.offpolicy import run_device
 
-    device = run_device()
+    device, prov = run_device(), provenance()
     return {
         "load_average_before": load_before,
-        "cpu": provenance()["cpu"],
+        "cpu": prov["cpu"],
         "device": str(device),
-        "gpu": provenance()["gpu"] if device.type == "cuda" else None,
+        "gpu": prov["gpu"] if device.type == "cuda" else None,
         "cuda_graph": graph_updates_requested() and device.type == "cuda",
         "python": platform.python_version(),
-        "commit": provenance()["commit"],
+        "commit": prov["commit"],
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 

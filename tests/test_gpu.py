@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from replications import ddpg, sac
+from replications.core.checkpoint import capture
 from replications.core.config import build_config, load_paper_config
-from replications.core.cuda_graph import cuda_graphed, restore_in_place, snapshot
+from replications.core.cuda_graph import cuda_graphed, restore_in_place
 from replications.core.replay import ReplayBuffer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -60,14 +61,14 @@ def _param_ids(state: dict) -> dict[str, list[int]]:
 
 @pytest.mark.parametrize("algo", ["ddpg", "sac", "sac-v1"])
 def test_restore_in_place_undoes_updates_and_keeps_the_tensors(algo):
-    """What the capture's warm-up relies on: after snapshot, 3 updates and restore_in_place, the state holds
+    """What the capture's warm-up relies on: after checkpoint.capture, 3 updates and restore_in_place, the state holds
     the old values in the same tensor objects, and the next update equals a fresh update's (Adam's state
     created by the warm-up is zeroed: a first Adam step again)."""
     update, fresh = _update(algo), _update(algo)
     batch = _buffer("cpu").sample(64, np.random.default_rng(1))
     before = _tensors(update.state)
     ids = _param_ids(update.state)
-    saved = snapshot(update.state)
+    saved = capture(update.state)
     for _ in range(3):
         update(batch)
     assert not all(torch.equal(v, _tensors(update.state)[k]) for k, v in before.items())  # they did move

@@ -11,18 +11,19 @@ rounding differs), and SAC's noise comes from the graph's own Philox offsets (an
 Capture needs a few warm-up calls of the update on a side stream; those would be extra gradient steps, so
 every tensor the update touches (networks, target networks, optimiser moments and step counts, SAC's
 temperature) is copied before them and written back afterwards, in place (the graph holds their
-addresses). ``snapshot``/``restore_in_place`` do that and are tested on the CPU.
+addresses). ``checkpoint.capture`` and ``restore_in_place`` do that and are tested on the CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from replications.core.checkpoint import capture as capture_state
 
 Update = Callable[[dict[str, torch.Tensor]], dict[str, Any]]
 
@@ -32,23 +33,9 @@ def graph_updates_requested() -> bool:
     return os.environ.get("RLREPRO_CUDA_GRAPH", "0") not in ("", "0", "false", "False")
 
 
-def snapshot(state: dict[str, Any]) -> dict[str, Any]:
-    """Copies of every tensor an update may change: module parameters and buffers, plain tensors, optimiser
-    state (other objects, such as exploration noise, are not touched by an update and are left out)."""
-    out: dict[str, Any] = {}
-    for name, obj in state.items():
-        if isinstance(obj, nn.Module):
-            out[name] = {k: v.detach().clone() for k, v in obj.state_dict().items()}
-        elif isinstance(obj, torch.Tensor):
-            out[name] = obj.detach().clone()
-        elif isinstance(obj, torch.optim.Optimizer):
-            out[name] = copy.deepcopy(obj.state_dict())
-    return out
-
-
 @torch.no_grad()
 def restore_in_place(state: dict[str, Any], saved: dict[str, Any]) -> None:
-    """Write ``snapshot(state)`` back into the same tensors (their addresses stay valid). Optimiser state
+    """Write ``checkpoint.capture(state)`` back into the same tensors (their addresses stay valid). Optimiser state
     created after the snapshot (Adam's moments after its first step) is zeroed: a fresh optimiser."""
     for name, obj in state.items():
         if name not in saved:
@@ -84,7 +71,7 @@ def capture(update: Update, state: dict[str, Any], batch: dict[str, torch.Tensor
     device = next(iter(batch.values())).device
     optimizers = [o for o in state.values() if isinstance(o, torch.optim.Optimizer)]
     _make_capturable(optimizers, device)
-    before = snapshot(state)
+    before = capture_state(state)
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
