@@ -249,6 +249,10 @@ def markdown_table(table: pd.DataFrame, cols: list[str] = SUMMARY_COLUMNS[1:]) -
     return "\n".join(lines)
 
 
+MISSING_SHOWN = 6
+"""How many missing runs summary.md names (index.html lists them all)."""
+
+
 def tally(summary: pd.DataFrame, baseline_label: str = "SB3") -> str:
     ours = summary[(summary.impl == "ours") & (summary.verdict != "n/a")]
     ok = int(ours.verdict.isin(["within", "better"]).sum())
@@ -284,6 +288,9 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         *([""] if tallies else []),
         markdown_table(summary),
     ]
+    if inp.missing:  # a grid with holes says so where the numbers are read, not only in index.html
+        shown = "; ".join(inp.missing[:MISSING_SHOWN]) + ("; ..." if len(inp.missing) > MISSING_SHOWN else "")
+        md += ["", f"Missing from this report: {len(inp.missing)} run(s) of the grid ({shown}); all in index.html."]
     if len(_pairs(inp)) > 1:
         md += [
             "",

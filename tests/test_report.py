@@ -128,6 +128,7 @@ def test_report_against_several_of_our_algorithms(tmp_path):
     assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
+    assert "Missing from this report" not in md  # a complete grid has no such line
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
 
 
@@ -229,13 +230,16 @@ def test_trpo_grid_includes_ours_at_sb3_contribs_settings():
     nor for ours alone (make regress)."""
     from experiments.runner import plan_grid
 
-    grid = plan_grid("trpo", "paper")
+    assert len(plan_grid("trpo", "paper")) == 7 * 6 * 3  # the paper budget: 6 seeds of ours, SB3, ours at SB3's
+    grid = plan_grid("trpo", "paper", seeds=3)
     ours = [s for s in grid if s.impl == "ours"]
     assert len(grid) == 63 and len(ours) == 42
     assert sorted(s.hyperparameters["fisher_subsample"] for s in ours) == [1] * 21 + [5] * 21
     assert len({s.run_id for s in grid}) == 63
-    assert len(plan_grid("trpo", "paper", impls=["sb3"])) == len(plan_grid("trpo", "paper", impls=["ours"])) == 21
-    again = plan_grid("trpo", "paper", overrides={"fisher_subsample": 1})  # already SB3's setting: no duplicates
+    assert len(plan_grid("trpo", "paper", seeds=3, impls=["sb3"])) == 21
+    assert len(plan_grid("trpo", "paper", seeds=3, impls=["ours"])) == 21
+    # already SB3's setting: no duplicates
+    again = plan_grid("trpo", "paper", seeds=3, overrides={"fisher_subsample": 1})
     assert len(again) == 42 and len({s.run_id for s in again}) == 42
     assert len(plan_grid("ppo", "paper")) == 42
 
@@ -255,3 +259,24 @@ def test_pair_tally_counts_only_envs_with_a_verdict():
         "ours within or better than SB3 on 1 of 2 envs by the test, "
         "with its mean inside SB3's 95% CI or above it on 1 of 2"
     )
+
+
+def test_summary_names_the_missing_runs(tmp_path):
+    """A grid with holes says so in summary.md (which the README quotes), not only in index.html."""
+    missing = [f"sac Hopper-v5 seed {i}: not run yet" for i in range(8)]
+    inp = ReportInput(
+        "awr",
+        "paper",
+        "A paper",
+        "last 100",
+        ["Hopper-v5"],
+        synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0}),
+        tmp_path,
+        {},
+        missing=missing,
+    )
+    build_report(inp, tmp_path / "out")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Missing from this report: 8 run(s) of the grid (sac Hopper-v5 seed 0: not run yet;" in md
+    assert "seed 5: not run yet; ...); all in index.html." in md and "seed 6" not in md
+    assert "sac Hopper-v5 seed 7" in (tmp_path / "out" / "index.html").read_text()
