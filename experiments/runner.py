@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.scoring import score as score_episodes
 from experiments.registry import check_impls, get_algo
-from experiments.store import ResultsStore, RunSpec
+from experiments.store import ResultsStore, RunBusy, RunSpec
 from replications.core.checkpoint import CHECKPOINT_FILE
 from replications.core.config import build_config, load_paper_config, resolve
 from replications.core.envs import check_env_id
@@ -129,6 +129,8 @@ def execute_group(specs: list[RunSpec], store: ResultsStore, on_progress: Progre
     if entry.seed_parallel is None or any(s.impl != "ours" or s.config_id != first.config_id for s in specs):
         raise UserError(f"{first.algo}: seed-parallel training needs one config of impl 'ours' and a trainer")
     cfg = build_config(entry.config_cls, first.hyperparameters, first.algo)
+    if any(store.busy(s) for s in specs):  # checked before any seed's files are touched
+        raise RunBusy(f"{first.algo} {first.env}: a seed of this group is being run by another process")
     loggers = []
     for spec in specs:
         (store.path(spec) / CHECKPOINT_FILE).unlink(missing_ok=True)  # a group always starts its seeds over
@@ -314,10 +316,13 @@ def run_grid(
         raise UserError(f"unknown backend '{backend}'; allowed: {', '.join(BACKENDS)}")
     store.read_index()  # a corrupt index is reported before any work starts
     pending = [s for s in specs if not store.is_complete(s)]
+    busy = [s for s in pending if store.busy(s)]  # another replicate on this store is running them now
+    pending = [s for s in pending if s not in busy]
     where = f"{workers} worker(s)" if backend == "local" else f"Ray ({address or 'a local instance'})"
     print(
-        f"{len(specs)} runs in the grid: {len(specs) - len(pending)} already complete (skipped), "
-        f"{len(pending)} to run with {where}",
+        f"{len(specs)} runs in the grid: {len(specs) - len(pending) - len(busy)} already complete (skipped), "
+        + (f"{len(busy)} being run by another process (skipped), " if busy else "")
+        + f"{len(pending)} to run with {where}",
         flush=True,
     )
     if not pending:

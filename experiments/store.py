@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from replications.core.checkpoint import CHECKPOINT_FILE
 from replications.core.errors import UserError
@@ -168,11 +168,40 @@ def _index_row(cfg: dict[str, Any], meta: dict[str, Any], relpath: str) -> dict[
     return {**row, "finished_at": meta["ended_at"], "path": relpath}
 
 
+class RunBusy(UserError):
+    """Another live process holds the run's lock: it is running that run now."""
+
+
 class ResultsStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
         self.index_path = self.root / "index.csv"
         self._lock = FileLock(str(self.root / ".index.lock"))
+        self._held: dict[str, FileLock] = {}  # run_id -> the lock of a run this process is running
+
+    # -- one process per run ----------------------------------------------------------------------
+    def _run_lock(self, spec: RunSpec) -> FileLock:
+        path = self.path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(path.parent / f".{path.name}.lock"), timeout=0)
+
+    def busy(self, spec: RunSpec) -> bool:
+        """Whether another live process is running ``spec`` now (it holds the run's lock; two ``replicate``
+        commands on one store each skip what the other is running, and neither deletes the other's files)."""
+        if spec.run_id in self._held:
+            return False
+        lock = self._run_lock(spec)
+        try:
+            lock.acquire()
+        except Timeout:
+            return True
+        lock.release()
+        return False
+
+    def _release(self, spec: RunSpec) -> None:
+        lock = self._held.pop(spec.run_id, None)
+        if lock is not None:
+            lock.release()
 
     # -- run directories -------------------------------------------------------------------------
     def path(self, spec: RunSpec) -> Path:
@@ -204,6 +233,16 @@ class ResultsStore:
         path = self.path(spec)
         if self.is_complete(spec):
             raise RuntimeError(f"run {spec.run_id} is already complete at {path}")
+        if spec.run_id not in self._held:  # held until complete() or fail(), or this process ends
+            lock = self._run_lock(spec)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise RunBusy(
+                    f"run {spec.run_id} ({spec.algo} {spec.impl} {spec.env} seed {spec.seed}) is being run by "
+                    f"another process (lock {lock.lock_file}); nothing was changed"
+                ) from None
+            self._held[spec.run_id] = lock
         if self.resumable(spec):
             meta = self.meta(spec) or {}
             meta.setdefault("resumed_at", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -254,6 +293,7 @@ class ResultsStore:
         meta = self.meta(spec) or {}
         meta.update(status="failed", error=error, ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_atomic(self.path(spec) / "meta.json", json.dumps(meta, indent=2))
+        self._release(spec)
 
     def complete(
         self, spec: RunSpec, facts: dict[str, Any], wall_s: float, score: float, n_episodes: int
@@ -279,6 +319,7 @@ class ResultsStore:
         cfg = json.loads((path / "config.json").read_text())
         row = _index_row(cfg, meta, spec.relpath())
         self._add_rows([row])
+        self._release(spec)
         return row
 
     # -- the consolidated table ------------------------------------------------------------------

@@ -4,7 +4,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from experiments.store import INDEX_COLUMNS, ResultsStore, RunSpec
+from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunSpec
 from replications.core.errors import UserError
 
 
@@ -85,3 +85,38 @@ def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_p
     meta = json.loads((store.path(spec) / "meta.json").read_text())
     assert meta["status"] == "failed" and "non-finite" in meta["error"]
     assert store.read_index().empty and not store.is_complete(spec)
+
+
+def _holder(root, started, finish):
+    """Another process running a run: it holds the run's lock until told to finish."""
+    store = ResultsStore(root)
+    path = store.begin(_spec(0))
+    (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
+    started.set()
+    finish.wait(60)
+    store.complete(_spec(0), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
+
+
+def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys):
+    """Two replicate commands on one store: the second skips what the first is running (before, it deleted
+    the first's run directory and ran it again)."""
+    from experiments.runner import run_grid
+
+    ctx = mp.get_context("spawn")
+    started, finish = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_holder, args=(str(tmp_path), started, finish))
+    proc.start()
+    assert started.wait(60)
+    store = ResultsStore(tmp_path)
+    spec = _spec(0)
+    episodes = (store.path(spec) / "episodes.csv").read_bytes()
+    assert store.busy(spec) and not store.busy(_spec(1))
+    with pytest.raises(RunBusy, match="being run by another process.*nothing was changed"):
+        store.begin(spec)
+    assert run_grid([spec], store, workers=1) == (0, [])
+    assert "1 being run by another process (skipped), 0 to run" in capsys.readouterr().out
+    assert (store.path(spec) / "episodes.csv").read_bytes() == episodes  # the other run's files are intact
+    finish.set()
+    proc.join(60)
+    assert proc.exitcode == 0 and store.is_complete(spec) and not store.busy(spec)
+    assert store.read_index().score.tolist() == [7.0]
