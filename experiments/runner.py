@@ -281,6 +281,9 @@ class GridTracker:
         self.failures.append(f"{_name(spec)}: {reason}")
         self.progress.finish_run(spec, f"{'LOST' if lost else 'FAILED'} {_name(spec)}: {reason}", failed=True)
 
+    def skipped(self, spec: RunSpec, reason: str) -> None:
+        self.progress.finish_run(spec, f"SKIPPED {_name(spec)}: {reason}", failed=True)  # its steps are not ours
+
     def close(self) -> list[str]:
         self.progress.close()
         print(self.progress.line(), flush=True)
@@ -365,6 +368,9 @@ def _run_local(items: list[list[RunSpec]], store: ResultsStore, tracker: GridTra
                     except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
                         for spec in item:
                             tracker.failed(spec, LOST_WORKER, lost=True)
+                    except RunBusy as exc:  # another process started it meanwhile: its run, not a failure
+                        for spec in item:
+                            tracker.skipped(spec, _first_line(exc))
                     except Exception as exc:  # the run is marked failed in its meta.json
                         for spec in item:
                             tracker.failed(spec, _first_line(exc))

@@ -87,17 +87,23 @@ def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_p
     assert store.read_index().empty and not store.is_complete(spec)
 
 
+def _real_spec():
+    from experiments.runner import make_spec
+
+    return make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "quick", {})
+
+
 def _holder(root, started, finish):
     """Another process running a run: it holds the run's lock until told to finish."""
     store = ResultsStore(root)
-    path = store.begin(_spec(0))
+    path = store.begin(_real_spec())
     (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
     started.set()
     finish.wait(60)
-    store.complete(_spec(0), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
+    store.complete(_real_spec(), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
 
 
-def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys):
+def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys, monkeypatch):
     """Two replicate commands on one store: the second skips what the first is running (before, it deleted
     the first's run directory and ran it again)."""
     from experiments.runner import run_grid
@@ -108,7 +114,7 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
     proc.start()
     assert started.wait(60)
     store = ResultsStore(tmp_path)
-    spec = _spec(0)
+    spec = _real_spec()
     episodes = (store.path(spec) / "episodes.csv").read_bytes()
     assert store.busy(spec) and not store.busy(_spec(1))
     with pytest.raises(RunBusy, match="being run by another process.*nothing was changed"):
@@ -116,6 +122,11 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
     assert run_grid([spec], store, workers=1) == (0, [])
     assert "1 being run by another process (skipped), 0 to run" in capsys.readouterr().out
     assert (store.path(spec) / "episodes.csv").read_bytes() == episodes  # the other run's files are intact
+    with monkeypatch.context() as m:  # planned just before the other process began it: the worker skips it
+        m.setattr(ResultsStore, "busy", lambda self, s: False)
+        assert run_grid([spec], store, workers=1) == (1, [])
+    assert "SKIPPED ppo ours CartPole-v1 seed 0: run" in capsys.readouterr().out
+    assert (store.path(spec) / "episodes.csv").read_bytes() == episodes
     finish.set()
     proc.join(60)
     assert proc.exitcode == 0 and store.is_complete(spec) and not store.busy(spec)
