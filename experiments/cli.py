@@ -191,11 +191,15 @@ def _regress(args: argparse.Namespace) -> int:
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
-    from experiments.fingerprint import GOLDEN_DIR, update_golden
+    from experiments.fingerprint import update_golden
 
-    if not args.update:
-        raise UserError("fingerprint: pass --update to rewrite tests/golden/ (make test compares against it)")
-    print(f"rewrote golden fingerprints for {', '.join(update_golden())} in {GOLDEN_DIR}")
+    if args.update == args.add_kind:
+        raise UserError(
+            "fingerprint: pass --update (after a deliberate numerical change: rewrites this CPU kind's goldens "
+            "in tests/golden/ and deletes the other kinds') or --add-kind (unchanged code: adds this kind's)"
+        )
+    out = update_golden(keep_other_kinds=args.add_kind)
+    print(f"wrote golden fingerprints in {out}" + ("" if args.add_kind else "; other CPU kinds' goldens deleted"))
     return 0
 
 
@@ -309,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_regress)
 
     f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")
-    f.add_argument("--update", action="store_true")
+    f.add_argument("--update", action="store_true", help="after a deliberate change: this CPU kind's, others deleted")
+    f.add_argument("--add-kind", action="store_true", help="unchanged code: add this CPU kind's goldens")
     f.set_defaults(func=_fingerprint)
 
     ls = sub.add_parser("list", help="algorithms, implementations, budgets and envs")

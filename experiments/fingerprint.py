@@ -2,14 +2,23 @@
 
 A fingerprint is a short, fixed-seed CPU run (Pendulum-v1, 512 steps of a shortened config) reduced to its
 per-iteration training statistics, its episode returns and the sum and norm of every final parameter
-tensor. ``tests/golden/<algo>.json`` holds the committed one; ``make test`` compares (relative tolerance
-1e-6, far below any real change and above float noise between CPUs of one kind); ``rlrepro fingerprint
---update`` rewrites them after a deliberate change, which the commit should say.
+tensor. ``tests/golden/<cpu kind>/<algo>.json`` holds the committed one; ``make test`` compares (relative
+tolerance 1e-6, far below any real change and above float noise between CPUs of one kind).
+
+Float results differ between CPU kinds (torch's kernels dispatch by vendor and instruction set: an AMD EPYC
+and an Intel Xeon, both AVX-512, differ by up to 2e-5 relative after two PPO iterations, and chaotic
+algorithms such as Q-Prop's adaptive eta switch differently), so each kind has its own goldens:
+``tests/golden/<vendor>-<capability>/`` (e.g. ``AuthenticAMD-AVX512``), else the vendor's
+``tests/golden/<vendor>/``; on a kind with neither the test skips and says how to add one.
+``rlrepro fingerprint --update`` rewrites this kind's goldens after a deliberate change (which the commit
+should say) and deletes the other kinds' (they cannot be recomputed here; regenerate them on such a
+machine); ``rlrepro fingerprint --add-kind`` adds this kind's goldens for unchanged code.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -63,12 +72,33 @@ def fingerprint(algo: str) -> dict[str, Any]:
     }
 
 
-def golden_path(algo: str) -> Path:
-    return GOLDEN_DIR / f"{algo}.json"
+def cpu_kind() -> str:
+    """``<vendor>-<torch's CPU capability>``, e.g. ``GenuineIntel-AVX512``: within one kind, results match."""
+    vendor = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            vendor = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("vendor_id")), vendor)
+    except OSError:
+        pass
+    return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}"
 
 
-def update_golden() -> list[str]:
-    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
+def golden_path(algo: str, kind: str | None = None) -> Path:
+    """This CPU kind's golden, else its vendor's (see the module docstring); may not exist."""
+    kind = kind or cpu_kind()
+    exact = GOLDEN_DIR / kind / f"{algo}.json"
+    return exact if exact.exists() else GOLDEN_DIR / kind.split("-")[0] / f"{algo}.json"
+
+
+def update_golden(keep_other_kinds: bool = False) -> Path:
+    """Write this CPU kind's goldens; after a deliberate change (``keep_other_kinds=False``) the other kinds'
+    are deleted, since they would now fail and cannot be recomputed on this machine. Returns the folder."""
+    out = GOLDEN_DIR / cpu_kind()
+    if not keep_other_kinds:
+        for other in GOLDEN_DIR.iterdir():
+            if other.is_dir() and other != out:
+                shutil.rmtree(other)
+    out.mkdir(parents=True, exist_ok=True)
     for algo in ALGOS:
-        golden_path(algo).write_text(json.dumps(fingerprint(algo), indent=1) + "\n")
-    return list(ALGOS)
+        (out / f"{algo}.json").write_text(json.dumps(fingerprint(algo), indent=1) + "\n")
+    return out
