@@ -86,9 +86,10 @@ def test_seed_i_of_a_batched_run_matches_the_single_run_of_seed_i(tmp_path, algo
         np.testing.assert_allclose(ea["return"], eb["return"], rtol=1e-2 if tight < 4 else 1e-4, atol=1e-3)
         ma, mb = (torch.load(p / "model.pt", weights_only=False) for p in (a, b))
         for name in ("policy", "value"):
-            if tight == 4:
+            if tight == 4:  # batched (bmm) and single (mm) kernels round differently, by CPU kind: after 4
+                # iterations up to 5e-4 relative on a 1-element tensor on an AMD EPYC (1e-4 on Intel Xeons)
                 for key in mb[name]:
-                    torch.testing.assert_close(ma[name][key], mb[name][key], rtol=1e-4, atol=1e-5)
+                    torch.testing.assert_close(ma[name][key], mb[name][key], rtol=1e-3, atol=1e-4)
             else:  # the whole network within 1% (its parameters moved far more than that from their init)
                 flat_a, flat_b = (torch.cat([t.flatten() for t in m[name].values()]) for m in (ma, mb))
                 assert (flat_a - flat_b).norm() <= 0.01 * flat_b.norm()
