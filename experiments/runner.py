@@ -135,7 +135,13 @@ def execute_group(specs: list[RunSpec], store: ResultsStore, on_progress: Progre
     for spec in specs:
         (store.path(spec) / CHECKPOINT_FILE).unlink(missing_ok=True)  # a group always starts its seeds over
         report = None if on_progress is None else (lambda step, _r, rid=spec.run_id: on_progress(rid, step))
-        loggers.append(RunLogger(store.begin(spec), report))
+        try:
+            loggers.append(RunLogger(store.begin(spec), report))
+        except RunBusy:  # taken by another process since the check: let go of the seeds begun here
+            for begun, logger in zip(specs, loggers, strict=False):
+                logger.close()
+                store.fail(begun, "not run: another seed of its group was being run by another process")
+            raise
     try:
         facts = entry.seed_parallel(first.env, cfg, [s.seed for s in specs], first.steps, loggers)
     except BaseException as exc:

@@ -87,20 +87,20 @@ def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_p
     assert store.read_index().empty and not store.is_complete(spec)
 
 
-def _real_spec():
+def _real_spec(seed=0):
     from experiments.runner import make_spec
 
-    return make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "quick", {})
+    return make_spec("ppo", "ours", "CartPole-v1", seed, 2048, "quick", {})
 
 
-def _holder(root, started, finish):
+def _holder(root, started, finish, seed=0):
     """Another process running a run: it holds the run's lock until told to finish."""
     store = ResultsStore(root)
-    path = store.begin(_real_spec())
+    path = store.begin(_real_spec(seed))
     (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
     started.set()
     finish.wait(60)
-    store.complete(_real_spec(), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
+    store.complete(_real_spec(seed), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
 
 
 def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys, monkeypatch):
@@ -131,3 +131,24 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
     proc.join(60)
     assert proc.exitcode == 0 and store.is_complete(spec) and not store.busy(spec)
     assert store.read_index().score.tolist() == [7.0]
+
+
+def test_a_seed_parallel_group_that_meets_a_taken_seed_lets_go_of_the_seeds_it_began(tmp_path, monkeypatch):
+    from experiments.runner import execute_group
+
+    ctx = mp.get_context("spawn")
+    started, finish = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_holder, args=(str(tmp_path), started, finish, 1))
+    proc.start()
+    assert started.wait(60)
+    store = ResultsStore(tmp_path)
+    group = [_real_spec(0), _real_spec(1)]
+    monkeypatch.setattr(ResultsStore, "busy", lambda self, s: False)  # seed 1 taken after the group's check
+    with pytest.raises(RunBusy):
+        execute_group(group, store)
+    monkeypatch.undo()
+    assert store.meta(group[0])["status"] == "failed" and not store.busy(group[0])  # let go, rerun next time
+    assert store.busy(group[1]) and store.meta(group[1])["status"] == "running"  # the other process's, intact
+    finish.set()
+    proc.join(60)
+    assert proc.exitcode == 0 and store.is_complete(group[1])
