@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
 import queue
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -183,8 +186,31 @@ def work_items(pending: list[RunSpec], seed_parallel: int) -> list[list[RunSpec]
     return items
 
 
-def _worker(specs: list[RunSpec], root: str, progress_queue: Any) -> list[dict]:
-    return execute_group(specs, ResultsStore(root), lambda run_id, step: progress_queue.put((run_id, step)))
+_PROGRESS: Any = None  # a worker's queue to the parent's progress display (set by _init_worker)
+
+
+def _init_worker(parent_pid: int, progress_queue: Any, interval: float = 1.0) -> None:
+    """Pool initializer: keep the progress queue, and end this worker when its ``replicate`` process is gone.
+
+    A parent killed with SIGTERM (``kill``, a job scheduler) or by the OOM killer cannot shut its pool down,
+    and its workers would go on training, holding their runs' locks, until their runs ended. The worker ends
+    itself instead, as a killed worker does: the run keeps its last checkpoint (written atomically) and
+    resumes on the next ``replicate``.
+    """
+    global _PROGRESS
+    _PROGRESS = progress_queue
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        print(f"worker {os.getpid()}: its replicate process ({parent_pid}) is gone; stopping", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _worker(specs: list[RunSpec], root: str) -> list[dict]:
+    return execute_group(specs, ResultsStore(root), lambda run_id, step: _PROGRESS.put((run_id, step)))
 
 
 def _fmt_time(seconds: float) -> str:
@@ -354,35 +380,36 @@ BACKENDS = ("local", "ray")
 
 def _run_local(items: list[list[RunSpec]], store: ResultsStore, tracker: GridTracker, workers: int) -> None:
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        q = manager.Queue()
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_worker, item, str(store.root), q): item for item in items}
-            remaining = set(futures)
-            while remaining:
-                finished, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+    q = ctx.Queue()  # handed to each worker when it starts: no manager process to outlive a killed parent
+    with cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), q)
+    ) as pool:
+        futures = {pool.submit(_worker, item, str(store.root)): item for item in items}
+        remaining = set(futures)
+        while remaining:
+            finished, remaining = cf.wait(remaining, timeout=1.0, return_when=cf.FIRST_COMPLETED)
+            try:
+                while True:
+                    tracker.step(*q.get_nowait())
+            except (queue.Empty, EOFError, OSError):  # a lost progress message only delays the display
+                pass
+            tracker.progress.tick()
+            for fut in finished:
+                item = futures[fut]
                 try:
-                    while True:
-                        tracker.step(*q.get_nowait())
-                except queue.Empty:
-                    pass
-                tracker.progress.tick()
-                for fut in finished:
-                    item = futures[fut]
-                    try:
-                        rows = fut.result()
-                    except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
-                        for spec in item:
-                            tracker.failed(spec, LOST_WORKER, lost=True)
-                    except RunBusy as exc:  # another process started it meanwhile: its run, not a failure
-                        for spec in item:
-                            tracker.skipped(spec, _first_line(exc))
-                    except Exception as exc:  # the run is marked failed in its meta.json
-                        for spec in item:
-                            tracker.failed(spec, _first_line(exc))
-                    else:
-                        for spec, row in zip(item, rows, strict=True):
-                            tracker.done(spec, row)
+                    rows = fut.result()
+                except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
+                    for spec in item:
+                        tracker.failed(spec, LOST_WORKER, lost=True)
+                except RunBusy as exc:  # another process started it meanwhile: its run, not a failure
+                    for spec in item:
+                        tracker.skipped(spec, _first_line(exc))
+                except Exception as exc:  # the run is marked failed in its meta.json
+                    for spec in item:
+                        tracker.failed(spec, _first_line(exc))
+                else:
+                    for spec, row in zip(item, rows, strict=True):
+                        tracker.done(spec, row)
 
 
 def results_root(path: str | None) -> Path:

@@ -155,3 +155,40 @@ def test_an_off_policy_run_resumes_with_its_replay_buffer_and_matches_an_uninter
     assert list(got.step) == [1000, 2000, 3000]
     cols = [c for c in want.columns if c not in ("time", "sps")]
     pd.testing.assert_frame_equal(got[cols], want[cols])
+
+
+@pytest.mark.slow
+def test_a_worker_stops_when_its_replicate_process_is_killed(tmp_path):
+    """SIGTERM to the replicate process alone (not its group): its worker must not train on as an orphan."""
+    from experiments.runner import plan_grid
+    from experiments.store import ResultsStore
+
+    results = tmp_path / "results"
+    args = _grid_args(results, steps=2_000_000)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    (spec,) = plan_grid(
+        "ppo", "quick", seeds=1, envs=["CartPole-v1"], impls=["ours"], overrides={"horizon": 256}, steps=2_000_000
+    )
+    store = ResultsStore(results)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not store.busy(spec):  # the worker holds the run's lock
+            time.sleep(0.2)
+        assert store.busy(spec), "the worker never started the run"
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while time.time() < deadline and store.busy(spec):
+            time.sleep(0.2)
+        assert not store.busy(spec), "the worker outlived its replicate process and still holds the run"
+        while time.time() < deadline and _session_pids(proc.pid):
+            time.sleep(0.2)
+        assert not _session_pids(proc.pid), "processes of the killed replicate are still running"
+        assert json.loads((store.path(spec) / "meta.json").read_text())["status"] == "running"  # resumable
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+        subprocess.run(["pkill", "-KILL", "-s", str(proc.pid)], check=False)  # any orphan left in its session
+
+
+def _session_pids(sid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-s", str(sid)], capture_output=True, text=True).stdout.split()
