@@ -7,6 +7,7 @@ ALGO ?= ppo
 BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
+COMPARE ?=
 
 .PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-sac-v1 replicate-ddpg \
 	replicate-awr replicate-qprop report bench gpu-check regress readme clean-venv
@@ -31,7 +32,7 @@ test: lint  ## the test suite (numeric, learning, CLI end to end); well under 15
 	$(BIN)/python -m pytest
 
 replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours and SB3), then the report
-	$(BIN)/rlrepro replicate $(ALGO) --budget $(BUDGET) --workers $(WORKERS) $(ARGS)
+	$(BIN)/rlrepro replicate $(ALGO) --budget $(BUDGET) --workers $(WORKERS) $(COMPARE) $(ARGS)
 
 replicate-ppo: ALGO = ppo
 replicate-ppo: replicate  ## PPO's grid: 7 MuJoCo envs x 3 seeds x 1M steps (BUDGET=quick: classic control)
@@ -40,7 +41,8 @@ replicate-trpo: ALGO = trpo
 replicate-trpo: replicate  ## TRPO's grid (ours and sb3-contrib), Baselines' 1M-step settings
 
 replicate-npg: ALGO = npg
-replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart)
+replicate-npg: COMPARE = --with-comparators
+replicate-npg: replicate  ## NPG's grid (ours only: no SB3 counterpart), and the TRPO runs its report compares with
 
 replicate-sac: ALGO = sac
 replicate-sac: replicate  ## SAC's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)
@@ -52,10 +54,12 @@ replicate-ddpg: ALGO = ddpg
 replicate-ddpg: replicate  ## DDPG's grid, ours and SB3 (BUDGET=crosscheck: 3 envs x 200k steps)
 
 replicate-awr: ALGO = awr
-replicate-awr: replicate  ## AWR's grid (ours; against its official logs and our PPO/TRPO/SAC)
+replicate-awr: COMPARE = --with-comparators
+replicate-awr: replicate  ## AWR's grid and the PPO/TRPO/SAC runs its report compares with (SAC 1M: hours each)
 
 replicate-qprop: ALGO = qprop
-replicate-qprop: replicate  ## Q-Prop's grid (conservative; ALGO=qprop-aggressive for the other variant)
+replicate-qprop: COMPARE = --with-comparators
+replicate-qprop: replicate  ## Q-Prop's grid (conservative) and the TRPO runs its report compares with
 
 gpu-check: $(STAMP)  ## on a CUDA machine: the GPU tests, then SAC/DDPG ours vs SB3 on the GPU (eager and CUDA-graphed)
 	$(BIN)/python -m pytest tests/test_gpu.py

@@ -82,6 +82,17 @@ def _replicate(args: argparse.Namespace) -> int:
     from experiments.store import ResultsStore
 
     specs = _grid(args)
+    to_run = specs
+    if args.with_comparators:  # our other algorithms' runs that this algorithm's report sets it against
+        from experiments.reporting import comparator_specs, comparators
+        from replications.core.config import load_paper_config
+
+        compare = comparators(load_paper_config(args.algo).reference)
+        if not compare:
+            raise UserError(f"--with-comparators: {args.algo}'s report compares with no other algorithm of ours")
+        others = [s for group in comparator_specs(compare, args.budget, specs) for s in group]
+        to_run = specs + [s for s in dict.fromkeys(others) if s not in specs]
+        print(f"with comparators ({', '.join(label for *_, label in compare)}): {len(to_run) - len(specs)} more runs")
     store = ResultsStore(results_root(args.results))
     after = None
     if args.wandb:
@@ -90,7 +101,7 @@ def _replicate(args: argparse.Namespace) -> int:
             publish_run(store.path(spec), project=args.wandb_project)
 
     _, failures = run_grid(
-        specs,
+        to_run,
         store,
         workers=args.workers,
         after_run=after,
@@ -255,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results", default=None, help="results root (default: results)")
     r.add_argument("--reports", default="reports", help="reports root")
     r.add_argument("--no-report", action="store_true")
+    r.add_argument(
+        "--with-comparators",
+        action="store_true",
+        help="also run the runs of our other algorithms that ALGO's report compares with (NPG, AWR, Q-Prop)",
+    )
     r.add_argument("--wandb", action="store_true", help="publish runs and report to W&B (offline without a key)")
     r.add_argument("--wandb-project", default="rlrepro")
     r.set_defaults(func=_replicate)

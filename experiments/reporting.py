@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -30,6 +31,51 @@ def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
 
 MATCHED = "ours-sb3-settings"
 """The impl label of our runs at SB3's settings (``reference.sb3_settings`` in a config) in a report."""
+
+
+def comparators(reference: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(key, algo, overrides, label) of each of our algorithms a report compares with (``reference.compare_algo``).
+
+    An entry is an algorithm name (its paper config with ``reference.compare_overrides``) or a mapping
+    ``{algo, overrides, label, key}``, so one algorithm can appear twice at different settings. The first
+    entry gives the summary's verdict.
+    """
+    raw = reference.get("compare_algo") or []
+    out = []
+    for entry in [raw] if isinstance(raw, str | dict) else raw:
+        if isinstance(entry, str):
+            entry = {"algo": entry, "overrides": reference.get("compare_overrides", {})}
+        unknown = set(entry) - {"algo", "overrides", "label", "key"}
+        if "algo" not in entry or unknown:
+            raise UserError(
+                f"reference.compare_algo entry {entry!r}: needs 'algo'; allowed keys: algo, overrides, label, key"
+            )
+        algo = entry["algo"]
+        out.append(
+            (
+                entry.get("key", algo),
+                algo,
+                dict(entry.get("overrides") or {}),
+                entry.get("label", f"our {algo.upper()}"),
+            )
+        )
+    keys = [key for key, *_ in out]
+    if len(set(keys)) < len(keys):
+        raise UserError(f"reference.compare_algo: two entries share a key ({', '.join(keys)}); give each a 'key'")
+    return out
+
+
+def comparator_specs(
+    compare: list[tuple[str, str, dict[str, Any], str]], budget: str, specs: list[RunSpec]
+) -> list[list[RunSpec]]:
+    """The runs of each comparator a report on ``specs`` sets them against: the same envs, seeds and step
+    budgets, with the other algorithm's own (paper) hyperparameters and the comparator's overrides."""
+    from experiments.runner import make_spec
+
+    return [
+        [make_spec(algo, "ours", s.env, s.seed, s.steps, budget, overrides) for s in specs if s.impl == "ours"]
+        for _, algo, overrides, _ in compare
+    ]
 
 
 def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path, specs: list[RunSpec]) -> Path:
@@ -64,24 +110,16 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
     baselines = [("sb3", "SB3")]
-    compare = paper.reference.get("compare_algo") or []
+    compare = comparators(paper.reference)
     if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own algorithms
-        from experiments.runner import make_spec
-
-        # the same envs, seeds and step budgets, with each other algorithm's own (paper) hyperparameters and
-        # the reference block's compare_overrides (Q-Prop: TRPO at its batch size)
-        compare_overrides = paper.reference.get("compare_overrides", {})
         baselines = []
-        for other_algo in [compare] if isinstance(compare, str) else compare:
-            other = [make_spec(other_algo, "ours", s.env, s.seed, s.steps, budget, compare_overrides) for s in specs]
+        for (key, _, _, label), other in zip(compare, comparator_specs(compare, budget, specs), strict=True):
             other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
-            other_runs["impl"] = other_algo
+            other_runs["impl"] = key
             runs = pd.concat([runs, other_runs], ignore_index=True)
             done = set(other_runs.run_id)
-            missing += [
-                f"{other_algo} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done
-            ]
-            baselines.append((other_algo, f"our {other_algo.upper()}"))
+            missing += [f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done]
+            baselines.append((key, label))
     extra_pairs = []
     if matched_cfg:
         baselines.append((MATCHED, matched_cfg["label"]))

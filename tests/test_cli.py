@@ -108,6 +108,7 @@ def test_replicate_skips_complete_runs(tiny_grid):
         ),
         (["train", "ppo", "CartPole-v1", "--steps", "ten"], "invalid int value: 'ten'"),
         (["replicate", "ppo", "--budget", "huge"], "unknown budget 'huge' for ppo; allowed: paper, quick"),
+        (["replicate", "ppo", "--with-comparators"], "ppo's report compares with no other algorithm of ours"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_loses_nothing(tiny_grid, args, message):
@@ -159,3 +160,21 @@ def test_an_index_row_without_its_run_directory_is_a_clear_error(tmp_path):
     out = _run([str(exe)], "report", "ppo", "--budget", "quick", "--results", str(results), "--reports", str(tmp_path))
     assert out.returncode == 2 and "whose directory is missing" in out.stderr and len(out.stderr.splitlines()) == 1
     assert (results / "index.csv").read_text() == before
+
+
+def test_replicate_with_comparators_runs_what_the_report_compares_with(tmp_path):
+    """Q-Prop's report sets it against two TRPO configurations: --with-comparators runs them too, and the
+    report compares Q-Prop with each (the first, TRPO at Q-Prop's settings, gives the summary's verdict)."""
+    exe = str(Path(sys.executable).parent / "rlrepro")
+    args = ["replicate", "qprop", "--budget", "quick", "--seeds", "1", "--steps", "5000", "--with-comparators"]
+    out = _run([exe], *args, "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports"))
+    assert out.returncode == 0, out.stderr
+    assert "with comparators (our TRPO at Q-Prop's settings, our TRPO (its own settings, batch 5000)): 2 more" in (
+        out.stdout
+    )
+    index = pd.read_csv(tmp_path / "results" / "index.csv")
+    assert sorted(index.algo) == ["qprop", "trpo", "trpo"] and set(index.env) == {"Pendulum-v1"}
+    versus = pd.read_csv(tmp_path / "reports" / "qprop-quick" / "comparisons.csv")
+    assert versus.baseline.tolist() == ["our TRPO at Q-Prop's settings", "our TRPO (its own settings, batch 5000)"]
+    summary = (tmp_path / "reports" / "qprop-quick" / "summary.md").read_text()
+    assert "Missing from this report" not in summary

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from replications.core.config import load_paper_config
 from replications.core.natural_gradient import flat_grad, surrogate_objective
 from replications.core.networks import GaussianPolicy
 from replications.qprop import control_variate, eta_rule, qprop_surrogate
@@ -93,3 +94,22 @@ def test_qprop_learns_to_balance_the_inverted_pendulum(tmp_path):
     returns = pd.read_csv(store.path(spec) / "episodes.csv")["return"]
     assert returns.iloc[:50].mean() < 30  # a random policy falls within about 10 steps
     assert returns.iloc[-10:].mean() > 300  # measured: 707 (seed 0)
+
+
+@pytest.mark.parametrize("algo", ["qprop", "qprop-aggressive"])
+def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_variate(algo):
+    """The summary's verdict compares Q-Prop with our TRPO at Q-Prop's settings: every hyperparameter the two
+    share must agree (TRPO standardises its advantages where Q-Prop centres them: the natural step is
+    scale-free, so the two steps are the same)."""
+    from experiments.reporting import comparators
+    from experiments.runner import make_spec
+
+    (key, other, overrides, label), plain = comparators(load_paper_config(algo).reference)
+    assert (key, other, label, plain[1]) == ("trpo-qprop-settings", "trpo", "our TRPO at Q-Prop's settings", "trpo")
+    for env in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
+        qprop = make_spec(algo, "ours", env, 0, 1000, "paper", {}).hyperparameters
+        trpo = make_spec("trpo", "ours", env, 0, 1000, "paper", overrides).hyperparameters
+        shared = set(qprop) & set(trpo)
+        assert shared >= {"horizon", "hidden_sizes", "cg_damping", "gae_lambda", "normalize_observations"}
+        assert {k: trpo[k] for k in shared} == {k: qprop[k] for k in shared}, env
+        assert trpo["fisher_subsample"] == 1 and trpo["normalize_advantages"] and qprop["center_advantages"]

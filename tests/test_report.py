@@ -280,3 +280,21 @@ def test_summary_names_the_missing_runs(tmp_path):
     assert "Missing from this report: 8 run(s) of the grid (sac Hopper-v5 seed 0: not run yet;" in md
     assert "seed 5: not run yet; ...); all in index.html." in md and "seed 6" not in md
     assert "sac Hopper-v5 seed 7" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_comparators_of_a_config_and_their_bad_entries():
+    from experiments.reporting import comparators
+    from replications.core.errors import UserError
+
+    assert comparators({"compare_algo": "trpo", "compare_overrides": {"horizon": 5000}}) == [
+        ("trpo", "trpo", {"horizon": 5000}, "our TRPO")
+    ]
+    assert [c[0] for c in comparators({"compare_algo": ["ppo", "trpo", {"algo": "trpo", "key": "t2"}]})] == [
+        "ppo",
+        "trpo",
+        "t2",
+    ]
+    with pytest.raises(UserError, match="needs 'algo'; allowed keys: algo, overrides, label, key"):
+        comparators({"compare_algo": [{"algo": "trpo", "override": {}}]})
+    with pytest.raises(UserError, match="two entries share a key"):
+        comparators({"compare_algo": ["trpo", {"algo": "trpo"}]})
