@@ -199,6 +199,7 @@ def _init_worker(parent_pid: int, progress_queue: Any, interval: float = 1.0) ->
     """
     global _PROGRESS
     _PROGRESS = progress_queue
+    progress_queue.cancel_join_thread()  # never wait at exit to flush progress messages the parent no longer reads
 
     def watch() -> None:
         while os.getppid() == parent_pid:
