@@ -402,7 +402,7 @@ def _run_local(items: list[list[RunSpec]], store: ResultsStore, tracker: GridTra
                 except BrokenProcessPool:  # a worker died (killed, out of memory): its run can resume
                     for spec in item:
                         tracker.failed(spec, LOST_WORKER, lost=True)
-                except RunBusy as exc:  # another process started it meanwhile: its run, not a failure
+                except RunBusy as exc:  # another process started or finished it meanwhile: not a failure
                     for spec in item:
                         tracker.skipped(spec, _first_line(exc))
                 except Exception as exc:  # the run is marked failed in its meta.json

@@ -172,6 +172,10 @@ class RunBusy(UserError):
     """Another live process holds the run's lock: it is running that run now."""
 
 
+class RunDone(RunBusy):
+    """The run was completed (by another process on the same store) after this grid was planned."""
+
+
 class ResultsStore:
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -231,8 +235,9 @@ class ResultsStore:
         """The directory for ``spec``: a killed attempt's if it can resume (see ``resumable``), else fresh."""
         self.read_index()  # a corrupt index stops the run before any work, not after it
         path = self.path(spec)
+        done = RunDone(f"run {spec.run_id} is already complete at {path}; nothing was changed")
         if self.is_complete(spec):
-            raise RuntimeError(f"run {spec.run_id} is already complete at {path}")
+            raise done
         if spec.run_id not in self._held:  # held until complete() or fail(), or this process ends
             lock = self._run_lock(spec)
             try:
@@ -242,6 +247,9 @@ class ResultsStore:
                     f"run {spec.run_id} ({spec.algo} {spec.impl} {spec.env} seed {spec.seed}) is being run by "
                     f"another process (lock {lock.lock_file}); nothing was changed"
                 ) from None
+            if self.is_complete(spec):  # another process finished it between the check above and the lock
+                lock.release()
+                raise done
             self._held[spec.run_id] = lock
         if self.resumable(spec):
             meta = self.meta(spec) or {}

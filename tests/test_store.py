@@ -131,6 +131,13 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
     proc.join(60)
     assert proc.exitcode == 0 and store.is_complete(spec) and not store.busy(spec)
     assert store.read_index().score.tolist() == [7.0]
+    episodes = (store.path(spec) / "episodes.csv").read_bytes()
+    with monkeypatch.context() as m:  # planned just before the other process completed it: skipped, kept
+        m.setattr(ResultsStore, "is_complete", lambda self, s: False)  # the plan's view; the worker's is real
+        assert run_grid([spec], store, workers=1) == (1, [])
+    assert "SKIPPED ppo ours CartPole-v1 seed 0: run" in capsys.readouterr().out
+    assert (store.path(spec) / "episodes.csv").read_bytes() == episodes
+    assert store.read_index().score.tolist() == [7.0] and store.is_complete(spec)
 
 
 def test_a_seed_parallel_group_that_meets_a_taken_seed_lets_go_of_the_seeds_it_began(tmp_path, monkeypatch):
