@@ -4,7 +4,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunSpec
+from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunDone, RunSpec
 from replications.core.errors import UserError
 
 
@@ -43,8 +43,10 @@ def test_unfinished_run_is_discarded_and_rerun(tmp_path):
     store.begin(spec)  # a new attempt starts clean
     assert not (path / "episodes.csv").exists()
     _finish(store, spec)
-    with pytest.raises(RuntimeError):
+    episodes = (path / "episodes.csv").read_bytes()
+    with pytest.raises(RunDone, match="already complete at .*nothing was changed"):
         store.begin(spec)  # a complete run is never overwritten by accident
+    assert store.is_complete(spec) and (path / "episodes.csv").read_bytes() == episodes
 
 
 def test_corrupt_index_is_a_clear_error_and_is_left_untouched(tmp_path):
