@@ -235,9 +235,6 @@ class ResultsStore:
         """The directory for ``spec``: a killed attempt's if it can resume (see ``resumable``), else fresh."""
         self.read_index()  # a corrupt index stops the run before any work, not after it
         path = self.path(spec)
-        done = RunDone(f"run {spec.run_id} is already complete at {path}; nothing was changed")
-        if self.is_complete(spec):
-            raise done
         if spec.run_id not in self._held:  # held until complete() or fail(), or this process ends
             lock = self._run_lock(spec)
             try:
@@ -247,10 +244,10 @@ class ResultsStore:
                     f"run {spec.run_id} ({spec.algo} {spec.impl} {spec.env} seed {spec.seed}) is being run by "
                     f"another process (lock {lock.lock_file}); nothing was changed"
                 ) from None
-            if self.is_complete(spec):  # another process finished it between the check above and the lock
-                lock.release()
-                raise done
             self._held[spec.run_id] = lock
+        if self.is_complete(spec):  # checked under the lock: a run another process has just finished counts
+            self._release(spec)
+            raise RunDone(f"run {spec.run_id} is already complete at {path}; nothing was changed")
         if self.resumable(spec):
             meta = self.meta(spec) or {}
             meta.setdefault("resumed_at", []).append(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
