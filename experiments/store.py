@@ -138,6 +138,8 @@ def provenance() -> dict[str, Any]:
     """Git commit, dirty flag, package versions and machine of this process."""
     import torch
 
+    from replications.core.cuda_graph import graph_updates_requested
+
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -156,6 +158,9 @@ def provenance() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(),
+        # where the off-policy networks ran (the algorithm is the same on every device)
+        "device": os.environ.get("RLREPRO_DEVICE", "cpu"),
+        "cuda_graph": graph_updates_requested(),
     }
 
 

@@ -4,7 +4,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
-from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunDone, RunSpec
+from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunDone, RunSpec, provenance
 from replications.core.errors import UserError
 
 
@@ -161,3 +161,14 @@ def test_a_seed_parallel_group_that_meets_a_taken_seed_lets_go_of_the_seeds_it_b
     finish.set()
     proc.join(60)
     assert proc.exitcode == 0 and store.is_complete(group[1])
+
+
+def test_provenance_records_where_the_networks_ran(monkeypatch):
+    monkeypatch.delenv("RLREPRO_DEVICE", raising=False)
+    monkeypatch.delenv("RLREPRO_CUDA_GRAPH", raising=False)
+    meta = provenance()
+    assert (meta["device"], meta["cuda_graph"]) == ("cpu", False)
+    monkeypatch.setenv("RLREPRO_DEVICE", "cuda")
+    monkeypatch.setenv("RLREPRO_CUDA_GRAPH", "1")
+    meta = provenance()
+    assert (meta["device"], meta["cuda_graph"]) == ("cuda", True)
