@@ -167,7 +167,14 @@ def _index(args: argparse.Namespace) -> int:
     from experiments.store import ResultsStore
 
     store = ResultsStore(results_root(args.results))
-    if args.rebuild:
+    if args.import_from:
+        imported, skipped = store.import_runs(args.import_from)
+        for rel in imported:
+            print(f"imported {rel}")
+        for line in skipped:
+            print(f"skipped {line}")
+        print(f"{len(imported)} run(s) imported into {store.root}, {len(skipped)} skipped; index: {store.index_path}")
+    elif args.rebuild:
         print(f"rebuilt {store.index_path} from {store.rebuild_index()} complete run directories")
     else:
         print(store.read_index().to_string(index=False))
@@ -296,8 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--wandb-project", default="rlrepro")
     pub.set_defaults(func=_publish)
 
-    i = sub.add_parser("index", help="show the results index, or rebuild it from the run directories")
+    i = sub.add_parser(
+        "index", help="show the results index, rebuild it from the run directories, or import another store's runs"
+    )
     i.add_argument("--rebuild", action="store_true")
+    i.add_argument(
+        "--import",
+        dest="import_from",
+        metavar="RESULTS_ROOT",
+        help="copy the complete runs of another results root (a GPU machine's, a colleague's) into this one",
+    )
     i.add_argument("--results", default=None)
     i.set_defaults(func=_index)
 

@@ -362,17 +362,69 @@ class ResultsStore:
 
     def rebuild_index(self) -> int:
         """Rebuild ``index.csv`` from the complete run directories; returns the number of runs."""
-        rows = []
-        for meta_path in sorted(self.root.glob("runs/*/*/*/*/meta.json")):
-            try:
-                meta = json.loads(meta_path.read_text())
-                cfg = json.loads((meta_path.parent / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if meta.get("status") != "complete":
-                continue
-            rows.append(_index_row(cfg, meta, str(meta_path.parent.relative_to(self.root))))
-        with self._lock:
+        with self._lock:  # scanned under the lock too: a run completing meanwhile is not dropped
+            runs = _run_dirs(self.root)
+            rows = [_index_row(cfg, meta, rel) for rel, cfg, meta, _ in runs if meta["status"] == "complete"]
             df = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values(["algo", "env", "impl", "seed", "run_id"])
             write_atomic(self.index_path, df.to_csv(index=False))
         return len(rows)
+
+    def import_runs(self, source: Path | str) -> tuple[list[str], list[str]]:
+        """Copy the complete runs of another results root (a GPU machine's, a cluster node's, a colleague's)
+        into this store and index them. A run this store already has complete, or is running now, is left
+        as it is; an unfinished attempt here is replaced, as ``begin`` would. Returns (imported, skipped
+        with the reason)."""
+        source = Path(source)
+        found = _run_dirs(source)
+        if not found:
+            raise UserError(
+                f"no run directories under {source}; expected a results root holding runs/ALGO/ENV/IMPL/seedN-ID"
+            )
+        imported, skipped, rows = [], [], []
+        for rel, cfg, meta, problem in found:
+            if problem or meta["status"] != "complete":
+                skipped.append(f"{rel}: {problem or 'status ' + repr(meta['status']) + ', not complete'}")
+                continue
+            dest = self.root / rel
+            lock = FileLock(str(dest.parent / f".{dest.name}.lock"), timeout=0)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lock.acquire()
+            except Timeout:
+                skipped.append(f"{rel}: a process is running it in {self.root} now")
+                continue
+            try:
+                here = json.loads((dest / "meta.json").read_text()) if (dest / "meta.json").exists() else {}
+                if here.get("status") == "complete":
+                    skipped.append(f"{rel}: already complete in {self.root} (left as it is)")
+                    continue
+                tmp = dest.parent / f".{dest.name}.importing"
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(source / rel, tmp, ignore=shutil.ignore_patterns("*.pt", "checkpoint*", ".*"))
+                shutil.rmtree(dest, ignore_errors=True)  # an unfinished attempt here
+                tmp.rename(dest)
+            finally:
+                lock.release()
+            rows.append(_index_row(cfg, meta, rel))
+            imported.append(rel)
+        if rows:
+            self._add_rows(rows)
+        return imported, skipped
+
+
+def _run_dirs(root: Path) -> list[tuple[str, dict[str, Any], dict[str, Any], str]]:
+    """(relpath, config, meta, problem) of every run directory under ``root``; problem is "" for a readable
+    run whose directory matches its config, else what is wrong (config and meta then may be empty)."""
+    out = []
+    for meta_path in sorted(root.glob("runs/*/*/*/*/meta.json")):
+        rel = meta_path.parent.relative_to(root).as_posix()
+        try:
+            meta = json.loads(meta_path.read_text())
+            cfg = json.loads((meta_path.parent / "config.json").read_text())
+            expected = f"runs/{cfg['algo']}/{cfg['env']}/{cfg['impl']}/seed{cfg['seed']}-{cfg['run_id']}"
+            meta["status"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            out.append((rel, {}, {"status": None}, f"unreadable meta.json/config.json ({exc!r})"))
+            continue
+        out.append((rel, cfg, meta, "" if rel == expected else f"its config says it belongs at {expected}"))
+    return out

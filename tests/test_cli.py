@@ -178,3 +178,19 @@ def test_replicate_with_comparators_runs_what_the_report_compares_with(tmp_path)
     assert versus.baseline.tolist() == ["our TRPO at Q-Prop's settings", "our TRPO (its own settings, batch 5000)"]
     summary = (tmp_path / "reports" / "qprop-quick" / "summary.md").read_text()
     assert "Missing from this report" not in summary
+
+
+def test_index_import_merges_another_machines_runs(tiny_grid, tmp_path):
+    """The GPU machine's (or a colleague's) results root merged into this one: complete runs once, no loss."""
+    root, cmd, _, _, _ = tiny_grid
+    here = tmp_path / "results"
+    out = _run(cmd, "index", "--import", str(root / "results"), "--results", str(here))
+    assert out.returncode == 0, out.stderr
+    source = pd.read_csv(root / "results" / "index.csv")
+    assert f"{len(source)} run(s) imported" in out.stdout and len(source) >= 4
+    merged = pd.read_csv(here / "index.csv")
+    assert sorted(merged.run_id) == sorted(source.run_id) and sorted(merged.score) == sorted(source.score)
+    again = _run(cmd, "index", "--import", str(root / "results"), "--results", str(here))
+    assert "0 run(s) imported" in again.stdout and again.stdout.count("already complete") == len(source)
+    bad = _run(cmd, "index", "--import", str(tmp_path / "nowhere"), "--results", str(here))
+    assert bad.returncode == 2 and "no run directories under" in bad.stderr and len(bad.stderr.splitlines()) == 1

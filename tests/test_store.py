@@ -172,3 +172,29 @@ def test_provenance_records_where_the_networks_ran(monkeypatch):
     monkeypatch.setenv("RLREPRO_CUDA_GRAPH", "1")
     meta = provenance()
     assert (meta["device"], meta["cuda_graph"]) == ("cuda", True)
+
+
+def test_import_runs_copies_complete_runs_once_and_never_overwrites(tmp_path):
+    gpu, here = ResultsStore(tmp_path / "gpu"), ResultsStore(tmp_path / "here")
+    done, unfinished, mine = _spec(seed=0), _spec(seed=1), _spec(seed=2)
+    _finish(gpu, done, score=7.0)
+    gpu.begin(unfinished)  # killed mid-run on the other machine: never imported
+    gpu._release(unfinished)
+    _finish(gpu, mine, score=1.0)
+    _finish(here, mine, score=2.0)  # this store's own copy of that run wins
+    here.begin(done)  # a dead attempt here is replaced by the complete run
+    here._release(done)
+
+    imported, skipped = here.import_runs(gpu.root)
+    assert imported == [done.relpath()]
+    assert sorted(s.split(":")[0] for s in skipped) == sorted([unfinished.relpath(), mine.relpath()])
+    df = here.read_index().set_index("seed")
+    assert df.loc[0, "score"] == 7.0 and df.loc[2, "score"] == 2.0 and 1 not in df.index
+    assert (here.path(done) / "episodes.csv").read_text() == (gpu.path(done) / "episodes.csv").read_text()
+    assert here.is_complete(done)
+    assert here.import_runs(gpu.root)[0] == []  # twice: nothing new
+
+
+def test_import_runs_from_a_folder_without_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no run directories under .*runs/ALGO/ENV/IMPL/seedN-ID"):
+        ResultsStore(tmp_path / "here").import_runs(tmp_path)
