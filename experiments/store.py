@@ -100,7 +100,18 @@ class RunSpec:
         return _hash({"config_id": self.config_id, "seed": self.seed})
 
     def relpath(self) -> str:
-        return f"runs/{self.algo}/{self.env}/{self.impl}/seed{self.seed}-{self.run_id}"
+        return run_relpath(self.algo, self.env, self.impl, self.seed, self.run_id)
+
+
+def run_relpath(algo: str, env: str, impl: str, seed: int, run_id: str) -> str:
+    """A run's directory under a results root."""
+    return f"runs/{algo}/{env}/{impl}/seed{seed}-{run_id}"
+
+
+def _dir_lock(path: Path) -> FileLock:
+    """The lock a process holds while it runs the run in ``path`` (beside it, so deleting the run keeps it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"), timeout=0)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -190,9 +201,7 @@ class ResultsStore:
 
     # -- one process per run ----------------------------------------------------------------------
     def _run_lock(self, spec: RunSpec) -> FileLock:
-        path = self.path(spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(path.parent / f".{path.name}.lock"), timeout=0)
+        return _dir_lock(self.path(spec))
 
     def busy(self, spec: RunSpec) -> bool:
         """Whether another live process is running ``spec`` now (it holds the run's lock; two ``replicate``
@@ -386,8 +395,7 @@ class ResultsStore:
                 skipped.append(f"{rel}: {problem or 'status ' + repr(meta['status']) + ', not complete'}")
                 continue
             dest = self.root / rel
-            lock = FileLock(str(dest.parent / f".{dest.name}.lock"), timeout=0)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            lock = _dir_lock(dest)
             try:
                 lock.acquire()
             except Timeout:
@@ -421,8 +429,9 @@ def _run_dirs(root: Path) -> list[tuple[str, dict[str, Any], dict[str, Any], str
         try:
             meta = json.loads(meta_path.read_text())
             cfg = json.loads((meta_path.parent / "config.json").read_text())
-            expected = f"runs/{cfg['algo']}/{cfg['env']}/{cfg['impl']}/seed{cfg['seed']}-{cfg['run_id']}"
-            meta["status"]
+            expected = run_relpath(cfg["algo"], cfg["env"], cfg["impl"], cfg["seed"], cfg["run_id"])
+            if "status" not in meta:
+                raise KeyError("status")
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             out.append((rel, {}, {"status": None}, f"unreadable meta.json/config.json ({exc!r})"))
             continue
