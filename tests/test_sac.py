@@ -1,10 +1,19 @@
-"""SAC on the shared off-policy core: its losses by hand, and learning on Pendulum."""
+"""SAC on the shared off-policy core: its losses by hand, its gradient step against SB3's, and learning on
+Pendulum."""
 
+import dataclasses
+
+import gymnasium as gym
 import pandas as pd
 import pytest
 import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from torch.distributions import Normal
 
 from experiments.runner import execute, make_spec
+from experiments.sb3_adapters import sac_kwargs
 from experiments.store import ResultsStore
 from replications.core.config import build_config, load_paper_config
 from replications.sac import (
@@ -72,6 +81,80 @@ def test_sac_v1_critics_regress_on_the_target_value_network():
     assert float(stats["critic_loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(stats["alpha"]) == pytest.approx(0.2)  # fixed
     assert float(v_target[-1].bias) == pytest.approx(2.0 * (1 - cfg.tau) + cfg.tau * float(v[-1].bias.detach()))
+
+
+def test_sac_gradient_steps_equal_sb3s_from_the_same_weights_and_minibatches(monkeypatch):
+    """The cross-check's two SAC updates are the same algorithm: from the same weights, minibatches and
+    reparameterisation noise, five gradient steps of ours and of SB3's ``SAC.train`` (built by our adapter from
+    the paper config) give the same losses, temperature and parameters, up to float32 rounding and SB3's 1e-6
+    inside the tanh correction's log (ours is exact). Differences in the temperature's place in the step
+    (SB3 first, ours last) cancel: both losses use the temperature from before the step."""
+    cfg = build_config(SACConfig, load_paper_config("sac").values, "sac")
+    cfg = dataclasses.replace(cfg, hidden_sizes=(32, 32), batch_size=16)
+    obs_dim, act_dim, n = 3, 1, cfg.batch_size
+    torch.manual_seed(0)
+    actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes)
+    q1, q2 = q_network(obs_dim, act_dim, cfg.hidden_sizes), q_network(obs_dim, act_dim, cfg.hidden_sizes)
+    update = make_update(cfg, actor, q1, q2, act_dim)
+    actor_start = actor.net[0].weight.detach().clone()
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu", **sac_kwargs(cfg)[0])
+    model.set_logger(configure(None, []))
+    theirs_actor = model.actor
+    with torch.no_grad():  # ours: one output layer [mu; log_std]; SB3: two heads on the same trunk
+        theirs_actor.latent_pi[0].load_state_dict(actor.net[0].state_dict())
+        theirs_actor.latent_pi[2].load_state_dict(actor.net[2].state_dict())
+        for head, rows in ((theirs_actor.mu, slice(0, act_dim)), (theirs_actor.log_std, slice(act_dim, None))):
+            head.weight.copy_(actor.net[4].weight[rows])
+            head.bias.copy_(actor.net[4].bias[rows])
+        ours_critics = (q1, q2, update.state["q1_target"], update.state["q2_target"])
+        for theirs, ours in zip((*model.critic.q_networks, *model.critic_target.q_networks), ours_critics, strict=True):
+            theirs.load_state_dict(ours.state_dict())
+
+    # the same "random" draws in both: eps a fixed function of the mean it perturbs (ours draws for s' first,
+    # SB3 for s first, so a shared generator would hand them different draws)
+    def noise(mean: torch.Tensor) -> torch.Tensor:
+        return torch.sin(1000.0 * mean.detach())
+
+    def rsample(self: Normal, sample_shape: tuple = ()) -> torch.Tensor:
+        return self.loc + noise(self.loc) * self.scale
+
+    monkeypatch.setattr(torch, "randn_like", lambda t, *args, **kwargs: noise(t))
+    monkeypatch.setattr(Normal, "rsample", rsample)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        batch = {
+            "obs": torch.randn(n, obs_dim, generator=gen),
+            "actions": torch.rand(n, act_dim, generator=gen) * 2 - 1,
+            "next_obs": torch.randn(n, obs_dim, generator=gen),
+            "rewards": torch.randn(n, generator=gen),
+            "terminated": (torch.rand(n, generator=gen) < 0.3).float(),
+        }
+        samples = ReplayBufferSamples(
+            batch["obs"], batch["actions"], batch["next_obs"], batch["terminated"][:, None], batch["rewards"][:, None]
+        )
+        monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, samples=samples, **kwargs: samples)
+        stats = update(batch)
+        model.train(gradient_steps=1, batch_size=n)
+        logged = model.logger.name_to_value
+        assert float(stats["critic_loss"]) == pytest.approx(logged["train/critic_loss"], rel=1e-4)
+        assert float(stats["actor_loss"]) == pytest.approx(logged["train/actor_loss"], rel=1e-4)
+        assert float(stats["alpha"]) == pytest.approx(logged["train/ent_coef"], rel=1e-6)
+    log_alpha = float(update.state["log_alpha"].detach())
+    assert log_alpha == pytest.approx(float(model.log_ent_coef.detach()), rel=1e-5)
+    assert log_alpha < 0  # it moved: five steps of 3e-4
+    assert not torch.allclose(actor.net[0].weight, actor_start)  # and so did the actor
+    trunk = [*theirs_actor.latent_pi.parameters()]
+    pairs = [
+        *zip([*actor.net[0].parameters(), *actor.net[2].parameters()], trunk, strict=True),
+        (actor.net[4].weight, torch.cat([theirs_actor.mu.weight, theirs_actor.log_std.weight])),
+        *zip(
+            [p for net in ours_critics for p in net.parameters()],
+            [*model.critic.parameters(), *model.critic_target.parameters()],
+            strict=True,
+        ),
+    ]
+    for ours, theirs in pairs:
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow
