@@ -387,10 +387,10 @@ def _html(
         for env, r in inp.references.items()
         if any(env_base(e) == env for e in inp.envs)
     ]
-    provenance = inp.runs.groupby(["commit", "cpu"], dropna=False).size().reset_index(name="runs")
-    runs = inp.runs[
-        ["env", "impl", "seed", "steps", "score", "n_episodes", "sps", "wall_s", "commit", "dirty", "run_id"]
-    ].sort_values(["env", "impl", "seed"])
+    where = [c for c in ("commit", "cpu", "device") if c in inp.runs]  # device: set by experiments.reporting
+    provenance = inp.runs.groupby(where, dropna=False).size().reset_index(name="runs")
+    columns = ["env", "impl", "seed", "steps", "score", "n_episodes", "sps", "wall_s", "commit", "dirty", "run_id"]
+    runs = inp.runs[columns + (["device"] if "device" in inp.runs else [])].sort_values(["env", "impl", "seed"])
     imgs = "".join(f'<figure><img src="{i}" alt="{i}" width="480"></figure>' for i in images)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget})</title>

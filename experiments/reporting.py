@@ -78,6 +78,19 @@ def comparator_specs(
     ]
 
 
+def _meta(store: ResultsStore, path: str) -> dict[str, Any]:
+    return json.loads((store.root / path / "meta.json").read_text())
+
+
+def where_it_ran(meta: dict[str, Any]) -> str:
+    """The device a run's networks ran on, from its meta.json: "cpu", or e.g. "cuda (NVIDIA H100 80GB HBM3,
+    CUDA graph)" (runs stored before the device was recorded ran on the CPU)."""
+    device = meta.get("device", "cpu")
+    if device == "cpu":
+        return "cpu"
+    return f"{device} ({meta.get('gpu') or 'unknown GPU'}{', CUDA graph' if meta.get('cuda_graph') else ''})"
+
+
 def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path, specs: list[RunSpec]) -> Path:
     """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in)."""
     paper = load_paper_config(algo)
@@ -105,7 +118,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
     ]
     differences: list[str] = []
     for path in runs[runs.impl == "sb3"].path:
-        for d in json.loads((store.root / path / "meta.json").read_text()).get("sb3_differences", []):
+        for d in _meta(store, path).get("sb3_differences", []):
             if d not in differences:
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
@@ -125,6 +138,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         baselines.append((MATCHED, matched_cfg["label"]))
         extra_pairs.append((MATCHED, matched_cfg["label"], "sb3"))
         differences.append(f"{matched_cfg['label']}: {matched_cfg['why']}")
+    runs["device"] = [where_it_ran(_meta(store, path)) for path in runs.path]
     inp = ReportInput(
         algo=algo,
         budget=budget,

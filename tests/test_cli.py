@@ -65,6 +65,8 @@ def test_replicate_runs_the_grid_and_writes_the_report(tiny_grid):
         assert (report / f"curves_{env}.png").stat().st_size > 10_000
     html = (report / "index.html").read_text()
     assert "Welch" in html and "curves_CartPole-v1.png" in html and "Deviations from the paper" in html
+    # where each run's networks ran: a column of the runs table (8 rows) and of provenance (1 row)
+    assert "<th>device</th>" in html and html.count("<td>cpu</td>") == 8 + 1
 
 
 @pytest.mark.slow

@@ -298,3 +298,13 @@ def test_comparators_of_a_config_and_their_bad_entries():
         comparators({"compare_algo": [{"algo": "trpo", "override": {}}]})
     with pytest.raises(UserError, match="two entries share a key"):
         comparators({"compare_algo": ["trpo", {"algo": "trpo"}]})
+
+
+def test_a_runs_device_is_read_from_its_meta():
+    from experiments.reporting import where_it_ran
+
+    assert where_it_ran({"gpu": "NVIDIA H100 80GB HBM3"}) == "cpu"  # stored before the device was recorded
+    assert where_it_ran({"device": "cpu", "gpu": "NVIDIA H100 80GB HBM3"}) == "cpu"  # a GPU machine's CPU
+    gpu = {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "cuda_graph": True}
+    assert where_it_ran(gpu) == "cuda (NVIDIA H100 80GB HBM3, CUDA graph)"
+    assert where_it_ran({**gpu, "cuda_graph": False}) == "cuda (NVIDIA H100 80GB HBM3)"
