@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,6 @@ def comparator_specs(
     ]
 
 
-def _meta(store: ResultsStore, path: str) -> dict[str, Any]:
-    return json.loads((store.root / path / "meta.json").read_text())
-
-
 def where_it_ran(meta: dict[str, Any]) -> str:
     """The device a run's networks ran on, from its meta.json: "cpu", or e.g. "cuda (NVIDIA H100 80GB HBM3,
     CUDA graph)" (runs stored before the device was recorded ran on the CPU)."""
@@ -117,8 +113,9 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         if s.run_id not in set(runs.run_id)
     ]
     differences: list[str] = []
+    meta = functools.cache(lambda path: store.meta_at(path) or {})  # each run's meta.json, read once
     for path in runs[runs.impl == "sb3"].path:
-        for d in _meta(store, path).get("sb3_differences", []):
+        for d in meta(path).get("sb3_differences", []):
             if d not in differences:
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
@@ -138,7 +135,7 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         baselines.append((MATCHED, matched_cfg["label"]))
         extra_pairs.append((MATCHED, matched_cfg["label"], "sb3"))
         differences.append(f"{matched_cfg['label']}: {matched_cfg['why']}")
-    runs["device"] = [where_it_ran(_meta(store, path)) for path in runs.path]
+    runs["device"] = [where_it_ran(meta(path)) for path in runs.path]
     inp = ReportInput(
         algo=algo,
         budget=budget,

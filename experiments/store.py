@@ -226,8 +226,12 @@ class ResultsStore:
         return self.root / spec.relpath()
 
     def meta(self, spec: RunSpec) -> dict[str, Any] | None:
+        return self.meta_at(spec.relpath())
+
+    def meta_at(self, relpath: str | Path) -> dict[str, Any] | None:
+        """A run directory's meta.json (``relpath`` as the index's ``path`` column); None if unreadable."""
         try:
-            return json.loads((self.path(spec) / "meta.json").read_text())
+            return json.loads((self.root / relpath / "meta.json").read_text())
         except (OSError, json.JSONDecodeError):
             return None
 
