@@ -30,7 +30,6 @@ Implementation details:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +39,7 @@ from torch import nn
 
 from replications.core.checkpoint import Checkpointer
 from replications.core.logging import RunLogger
+from replications.core.networks import frozen_copy, params_frozen
 from replications.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
 from replications.core.replay import ReplayBuffer
@@ -116,9 +116,7 @@ def actor_loss(q_of_mu: torch.Tensor) -> torch.Tensor:
 
 
 def make_update(cfg: DDPGConfig, actor: Actor, critic: Critic):
-    actor_target, critic_target = copy.deepcopy(actor), copy.deepcopy(critic)
-    for p in [*actor_target.parameters(), *critic_target.parameters()]:
-        p.requires_grad_(False)
+    actor_target, critic_target = frozen_copy(actor), frozen_copy(critic)
     actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_learning_rate)
     critic_opt = torch.optim.Adam(
         critic.parameters(), lr=cfg.critic_learning_rate, weight_decay=cfg.critic_weight_decay
@@ -136,7 +134,8 @@ def make_update(cfg: DDPGConfig, actor: Actor, critic: Critic):
         q_loss.backward()
         critic_opt.step()
 
-        pi_loss = actor_loss(critic(obs, actor(obs)))
+        with params_frozen(critic):  # the actor's loss trains the actor only
+            pi_loss = actor_loss(critic(obs, actor(obs)))
         actor_opt.zero_grad(set_to_none=True)
         pi_loss.backward()
         actor_opt.step()

@@ -27,7 +27,6 @@ Implementation details:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,7 +37,7 @@ from torch import nn
 from replications.core.checkpoint import StatefulRNG
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import policy_dist_params, policy_mean_kl, trust_region_step
-from replications.core.networks import GaussianPolicy, Policy, mlp
+from replications.core.networks import GaussianPolicy, Policy, frozen_copy, mlp
 from replications.core.onpolicy import stats_row, train_on_policy
 from replications.core.replay import ReplayBuffer
 from replications.core.rollout import Batch
@@ -115,9 +114,7 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
     params = list(policy.parameters())
     value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate)
     q = mlp([obs_dim + act_dim, *cfg.qf_hidden_sizes, 1], "relu", out_gain=1.0, orthogonal=False)
-    q_target, mu_target = copy.deepcopy(q), copy.deepcopy(policy.mean)
-    for p in [*q_target.parameters(), *mu_target.parameters()]:
-        p.requires_grad_(False)
+    q_target, mu_target = frozen_copy(q), frozen_copy(policy.mean)
     q_opt = torch.optim.Adam(q.parameters(), lr=cfg.qf_learning_rate)
     replay = ReplayBuffer(cfg.replay_size, obs_dim, act_dim)
     rng = StatefulRNG(np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=generator))))

@@ -32,7 +32,6 @@ Implementation details:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +41,7 @@ from torch import nn
 
 from replications.core.checkpoint import Checkpointer
 from replications.core.logging import RunLogger
-from replications.core.networks import mlp, tanh_gaussian_log_prob
+from replications.core.networks import frozen_copy, mlp, params_frozen, tanh_gaussian_log_prob
 from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
 from replications.core.replay import ReplayBuffer
 from replications.core.targets import bellman_target, polyak_update, soft_bellman_target
@@ -121,12 +120,6 @@ def alpha_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor, target_entropy: 
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
 
 
-def frozen_copy(net: nn.Module) -> nn.Module:
-    target = copy.deepcopy(net)
-    target.requires_grad_(False)
-    return target
-
-
 def make_update(
     cfg: SACConfig,
     actor: SquashedGaussianActor,
@@ -171,7 +164,8 @@ def make_update(
         q_loss.backward()
         critic_opt.step()
 
-        q_min = torch.min(q_value(q1, obs, new_actions), q_value(q2, obs, new_actions))
+        with params_frozen(q1, q2):  # the actor's loss trains the actor only
+            q_min = torch.min(q_value(q1, obs, new_actions), q_value(q2, obs, new_actions))
         pi_loss = actor_loss(log_prob, q_min, alpha)
         actor_opt.zero_grad(set_to_none=True)
         pi_loss.backward()

@@ -1,9 +1,18 @@
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from torch.distributions import Categorical, Normal
 
-from replications.core.networks import gaussian_entropy, gaussian_log_prob, make_policy, make_value_function
+from replications.core.networks import (
+    frozen_copy,
+    gaussian_entropy,
+    gaussian_log_prob,
+    make_policy,
+    make_value_function,
+    mlp,
+    params_frozen,
+)
 
 
 def test_gaussian_log_prob_and_entropy_match_torch_distributions():
@@ -69,3 +78,24 @@ def test_numpy_categorical_actor_samples_softmax_frequencies():
     counts = np.bincount([int(act(obs)) for _ in range(20000)], minlength=3) / 20000
     probs = torch.softmax(pol.logits(torch.from_numpy(obs)), -1).detach().numpy()
     np.testing.assert_allclose(counts, probs, atol=0.015)
+
+
+def test_params_frozen_passes_gradients_to_the_input_but_not_the_weights():
+    """The actor's loss through a critic (DDPG, SAC): d/d(action) as before, no critic weight gradients,
+    and every parameter's flag restored afterwards, also after an exception (a frozen target stays frozen)."""
+    torch.manual_seed(0)
+    critic, actor = mlp([3, 8, 1], "relu", out_gain=1.0), mlp([2, 3], "tanh", out_gain=1.0)
+    target = frozen_copy(critic)
+    obs = torch.randn(4, 2)
+    expected = torch.autograd.grad(critic(actor(obs)).sum(), list(actor.parameters()))
+    with params_frozen(critic, target):
+        loss = critic(actor(obs)).sum()
+    loss.backward()
+    for p, g in zip(actor.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g)
+    assert all(p.grad is None for p in critic.parameters())
+    assert all(p.requires_grad for p in critic.parameters())
+    assert not any(p.requires_grad for p in target.parameters())
+    with pytest.raises(RuntimeError), params_frozen(critic):
+        raise RuntimeError("inside")
+    assert all(p.requires_grad for p in critic.parameters())

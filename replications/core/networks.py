@@ -6,8 +6,10 @@ log-probabilities and entropies are (B,) (summed over independent action dimensi
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +18,28 @@ from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def frozen_copy(net: nn.Module) -> nn.Module:
+    """A target network: a copy of ``net`` that no optimiser trains (moved by Polyak averaging)."""
+    target = copy.deepcopy(net)
+    target.requires_grad_(False)
+    return target
+
+
+@contextmanager
+def params_frozen(*nets: nn.Module) -> Iterator[None]:
+    """Forward passes inside record no gradient for these nets' parameters; gradients still flow through
+    them to their inputs. The actor's loss through a critic it does not train (DDPG, SAC) then skips the
+    critic's weight gradients, about a tenth of a SAC update's arithmetic, with the same numbers."""
+    params = [(p, p.requires_grad) for net in nets for p in net.parameters()]
+    for p, _ in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, was in params:
+            p.requires_grad_(was)
 
 
 def mlp(sizes: list[int], activation: str, out_gain: float, orthogonal: bool = True) -> nn.Sequential:
