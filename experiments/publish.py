@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def _finish(run: Any, mode: str) -> None:
     run_dir = Path(run.dir).parent
     run.finish()
     if mode == "offline":
+        _complete_records(run_dir, wait_s=60.0)  # W&B may still be flushing the file: wait for its exit record
         print(f"W&B offline run written to {run_dir}; upload it later with: wandb sync {run_dir}")
 
 
@@ -134,7 +136,11 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
 def _records(path: Path):
+    """The records of a W&B transaction log (LevelDB-style 32 KiB blocks); a record still being written
+    at the end of the file is left out."""
     data = path.read_bytes()
+    if len(data) < _HEADER:
+        return
     ident, magic, version = struct.unpack("<4sHB", data[:_HEADER])
     if ident != b":W&B" or magic != 0xBEE1:
         raise ValueError(f"{path} is not a W&B run file")
@@ -144,6 +150,8 @@ def _records(path: Path):
             pos += _BLOCK - pos % _BLOCK
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if pos + _HEADER + length > len(data):  # cut short: the writer has not flushed it yet
+            return
         chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == _FULL:
@@ -158,15 +166,42 @@ def _records(path: Path):
             pos += _BLOCK - pos % _BLOCK if pos % _BLOCK else 0
 
 
-def read_offline_run(wandb_run_dir: Path) -> dict[str, Any]:
-    """Config, logged history rows and summary of an offline run directory (``wandb/offline-run-*``)."""
+def _parsed(path: Path) -> list[Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
-    (path,) = Path(wandb_run_dir).glob("run-*.wandb")
-    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
+    out = []
     for raw in _records(path):
         record = pb.Record()
         record.ParseFromString(raw)
+        out.append(record)
+    return out
+
+
+def _complete_records(wandb_run_dir: Path, wait_s: float) -> list[Any]:
+    """The run file's records once it ends with the run's exit record. W&B's writer can still be flushing
+    the file for a moment after ``run.finish()`` returns (seen on a loaded 2-core machine: a file without
+    its history rows), so this polls for up to ``wait_s`` seconds before calling the file incomplete."""
+    files = list(Path(wandb_run_dir).glob("run-*.wandb"))
+    if len(files) != 1:
+        raise ValueError(f"{wandb_run_dir}: expected one run-*.wandb file, found {len(files)}")
+    deadline = time.monotonic() + wait_s
+    while True:
+        records = _parsed(files[0])
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise ValueError(
+                f"{files[0]}: incomplete W&B run file (no exit record after {wait_s:.0f} s): "
+                "the run is still being written, or its process died before run.finish()"
+            )
+        time.sleep(0.1)
+
+
+def read_offline_run(wandb_run_dir: Path, wait_s: float = 60.0) -> dict[str, Any]:
+    """Config, logged history rows and summary of an offline run directory (``wandb/offline-run-*``),
+    once its file is complete (waiting up to ``wait_s`` seconds for W&B to finish writing it)."""
+    out: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
+    for record in _complete_records(wandb_run_dir, wait_s):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             out["history"].append(

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -94,3 +96,28 @@ def test_wandb_failing_mid_publish_keeps_results_and_the_publish_can_be_retried(
     history = read_offline_run(local)["history"]
     episodes = pd.read_csv(store.path(spec) / "episodes.csv")
     assert [h["episode/return"] for h in history if "episode/return" in h] == list(episodes["return"])
+
+
+def test_an_offline_run_file_is_read_only_once_complete(tmp_path):
+    """W&B's writer can still be flushing the file when run.finish() returns: the reader waits for the
+    exit record (a file completed meanwhile reads whole) and calls a file that never completes incomplete."""
+    import shutil
+    import threading
+
+    import wandb
+
+    run = wandb.init(project="rlrepro-test", dir=str(tmp_path), mode="offline")
+    for step in range(50):
+        run.log({"episode/return": float(step)}, step=step)
+    local = Path(run.dir).parent
+    run.finish()
+    (path,) = local.glob("run-*.wandb")
+    whole = path.read_bytes()
+    cut = tmp_path / "cut" / local.name
+    shutil.copytree(local, cut)
+    (cut / path.name).write_bytes(whole[: len(whole) // 2])  # half written, a record cut in two
+    with pytest.raises(ValueError, match="incomplete W&B run file"):
+        read_offline_run(cut, wait_s=0.3)
+    threading.Timer(0.5, lambda: (cut / path.name).write_bytes(whole)).start()  # the writer catches up
+    history = read_offline_run(cut, wait_s=30)["history"]
+    assert [h["episode/return"] for h in history if "episode/return" in h] == [float(s) for s in range(50)]
