@@ -347,12 +347,12 @@ def _aggregate_html(iqm: pd.DataFrame, poi: dict | None, label: str) -> str:
         return "<p>no runs yet</p>"
     text = (
         "<p>Per env: interquartile mean (IQM) of the per-seed final returns with a 95% percentile bootstrap "
-        "CI (rliable, 5,000 resamples, seeded).</p>" + iqm.to_html(index=False, float_format=lambda x: f"{x:,.1f}")
+        "CI (5,000 resamples, seeded).</p>" + iqm.to_html(index=False, float_format=lambda x: f"{x:,.1f}")
     )
     if poi:
         text += (
             f"<p><b>Probability of improvement</b> P(ours &gt; {html.escape(label)}), averaged over the "
-            f"{poi['envs']} envs with both implementations ({poi['runs']} runs each): <b>{poi['p']:.2f}</b>, "
+            f"{poi['envs']} envs with both implementations (at least {poi['runs']} runs each): <b>{poi['p']:.2f}</b>, "
             f"95% stratified-bootstrap CI [{poi['low']:.2f}, {poi['high']:.2f}] (0.5 = no difference).</p>"
         )
     return text
@@ -373,8 +373,8 @@ def _html(
     else:
         normalised = (
             "<p>Scores normalised per env as (score - random) / (reference - random), where random is a uniformly "
-            "random policy's return (analysis/data/random_scores.csv); aggregated across envs with rliable "
-            "(stratified bootstrap, 5,000 resamples, seeded; optimality gap at 1).</p>"
+            "random policy's return (analysis/data/random_scores.csv); aggregated across envs with rliable's "
+            "metrics (stratified bootstrap, 5,000 resamples, seeded; optimality gap at 1).</p>"
             + aggregates.to_html(index=False, float_format=lambda x: f"{x:,.3f}")
             + "".join(f'<figure><img src="{p}" alt="{p}" width="480"></figure>' for p in profiles)
         )

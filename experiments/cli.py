@@ -132,10 +132,12 @@ def _report(args: argparse.Namespace) -> int:
     if args.algo != "all":
         out = write_report(args.algo, args.budget, store, Path(args.reports), specs=_grid(args))
         print(f"report: {out / 'index.html'}")
-    else:  # every algorithm and budget with at least one stored run of its current grid
+    else:  # every algorithm and budget (paper, quick, crosscheck...) with at least one stored run of its grid
+        from replications.core.config import load_paper_config
+
         done = set(store.read_index().run_id)
         for algo in ALGOS:
-            for budget in ("paper", "quick"):
+            for budget in load_paper_config(algo).budgets:
                 specs = plan_grid(algo, budget)
                 if done & {s.run_id for s in specs}:
                     print(

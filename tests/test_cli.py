@@ -137,14 +137,15 @@ def test_corrupt_results_index_is_reported_and_kept(tiny_grid, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_all_writes_the_overview_from_the_committed_runs(tmp_path):
-    exe = Path(sys.executable).parent / "rlrepro"
-    root = Path(__file__).resolve().parent.parent
-    out = _run([str(exe)], "report", "all", "--results", str(root / "results"), "--reports", str(tmp_path))
+def test_report_all_writes_the_overview_from_the_committed_runs(committed_reports):
+    out, reports = committed_reports
     assert out.returncode == 0, out.stderr
-    page = (tmp_path / "index.html").read_text()
-    assert 'href="ppo-quick/index.html"' in page and "within" in page
-    assert (tmp_path / "summary.md").read_text().startswith("# rlrepro: all replications")
+    page = (reports / "index.html").read_text()
+    # every budget with runs, the cross-check budgets included
+    for report in ("ppo-quick", "ppo", "sac-crosscheck", "ddpg-crosscheck", "awr", "qprop"):
+        assert f'href="{report}/index.html"' in page, report
+    assert "within" in page
+    assert (reports / "summary.md").read_text().startswith("# rlrepro: all replications")
 
 
 def test_an_index_row_without_its_run_directory_is_a_clear_error(tmp_path):

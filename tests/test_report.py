@@ -308,3 +308,38 @@ def test_a_runs_device_is_read_from_its_meta():
     gpu = {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "cuda_graph": True}
     assert where_it_ran(gpu) == "cuda (NVIDIA H100 80GB HBM3, CUDA graph)"
     assert where_it_ran({**gpu, "cuda_graph": False}) == "cuda (NVIDIA H100 80GB HBM3)"
+
+
+def test_vectorised_aggregate_metrics_equal_rliables():
+    from rliable import metrics
+
+    from analysis.stats import improvement, iqm, mean_of_means, median_of_means, optimality_gap
+
+    rng = np.random.default_rng(3)
+    for runs, tasks in ((5, 3), (4, 1), (7, 4)):
+        x, y = rng.normal(0.5, 0.4, (runs, tasks)), rng.normal(0.6, 0.4, (runs, tasks)).round(1)
+        y[0] = x[0].round(1)  # ties count half
+        cols = lambda m: [m[:, t] for t in range(m.shape[1])]  # noqa: E731
+        assert iqm(cols(x)) == pytest.approx(metrics.aggregate_iqm(x))
+        assert mean_of_means(cols(x)) == pytest.approx(metrics.aggregate_mean(x))
+        assert median_of_means(cols(x)) == pytest.approx(metrics.aggregate_median(x))
+        assert optimality_gap(cols(x)) == pytest.approx(metrics.aggregate_optimality_gap(x))
+        assert improvement(cols(x.round(1)), cols(y)) == pytest.approx(
+            metrics.probability_of_improvement(x.round(1), y)
+        )
+        # vectorised: a leading resample axis gives each resample's own value
+        stacked = [np.stack([c, c[::-1] * 2]) for c in cols(x)]
+        np.testing.assert_allclose(iqm(stacked), [metrics.aggregate_iqm(x), metrics.aggregate_iqm(2 * x)])
+
+
+def test_stratified_bootstrap_resamples_each_task_apart():
+    from analysis.stats import mean_of_means, stratified_bootstrap
+
+    # task A's seeds all score 1 and task B's all 3: resampling within tasks can never move the mean of means
+    point, lo, hi = stratified_bootstrap([[np.ones(4), np.full(4, 3.0)]], mean_of_means)
+    assert point == lo == hi == 2.0
+    # one task: the CI of the mean is scipy's percentile bootstrap of the mean, and inside the data's range
+    x = np.array([1.0, 4.0, 2.0, 8.0, 3.0])
+    point, lo, hi = stratified_bootstrap([[x]], mean_of_means)
+    assert point == pytest.approx(3.6) and 1.0 <= lo < 3.6 < hi <= 8.0
+    assert stratified_bootstrap([[x]], mean_of_means) == (point, lo, hi)  # seeded

@@ -11,21 +11,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def generated_reports(tmp_path_factory):
-    """The reports, written afresh from the committed runs by ``rlrepro report all``."""
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    out = tmp_path_factory.mktemp("reports")
-    exe = Path(sys.executable).parent / "rlrepro"
-    subprocess.run(
-        [str(exe), "report", "all", "--results", str(root / "results"), "--reports", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    return out
+def generated_reports(committed_reports):
+    """The reports, written afresh from the committed runs by ``rlrepro report all`` (tests/conftest.py)."""
+    out, reports = committed_reports
+    assert out.returncode == 0, out.stderr
+    return reports
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")

@@ -14,7 +14,9 @@ Unknown keys and wrong types are errors (one line, naming what is allowed).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -76,10 +78,16 @@ def _values_and_sources(block: dict[str, Any], where: str) -> tuple[dict[str, An
     return values, sources
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed_yaml(path: Path, mtime_ns: int) -> Any:
+    """The YAML of a config file, parsed once per version of the file (a report resolves hundreds of specs)."""
+    return yaml.safe_load(path.read_text())
+
+
 def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
     path = path or CONFIG_DIR / f"{algo}.yaml"
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = copy.deepcopy(_parsed_yaml(path, path.stat().st_mtime_ns))
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read config {path}: {str(exc).splitlines()[0]}") from exc
     unknown = set(raw) - TOP_LEVEL_KEYS
