@@ -17,7 +17,6 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from analysis.scoring import score as score_episodes
 from experiments.registry import check_impls, get_algo
 from experiments.store import ResultsStore, RunBusy, RunSpec
 from replications.core.checkpoint import CHECKPOINT_FILE
-from replications.core.config import build_config, load_paper_config, resolve
+from replications.core.config import build_config, identity, load_paper_config, resolve
 from replications.core.envs import check_env_id
 from replications.core.errors import UserError
 from replications.core.logging import RunLogger
@@ -46,7 +45,7 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
         raise UserError(f"--steps must be a positive integer, got {steps}")
     cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
     settings = entry.impl_settings[impl](cfg) if impl in entry.impl_settings else {}
-    return RunSpec(algo, impl, env, seed, steps, budget, asdict(cfg), settings)
+    return RunSpec(algo, impl, env, seed, steps, budget, identity(cfg), settings)
 
 
 def plan_grid(

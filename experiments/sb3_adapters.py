@@ -312,6 +312,11 @@ def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
     """SB3 ``SAC`` arguments equal to our config, and the differences SB3 cannot remove."""
     if cfg.target_entropy_per_dim != -1.0:
         raise UserError("the SB3 SAC adapter supports only the paper's target entropy -dim(A)")
+    if cfg.log_prob_epsilon != 0.0:
+        raise UserError(
+            f"log_prob_epsilon = {cfg.log_prob_epsilon} is an ablation of our SAC (SB3's is fixed at 1e-6); "
+            "run it with --impl ours"
+        )
     kwargs = dict(
         learning_rate=cfg.learning_rate,
         buffer_size=cfg.buffer_size,
@@ -372,6 +377,11 @@ class PaperDDPG(DDPG):
 
 def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
     """SB3 ``DDPG`` arguments (through ``PaperDDPG``) equal to our config, and the differences left."""
+    if cfg.action_layer != 2:
+        raise UserError(
+            f"action_layer = {cfg.action_layer} is an ablation of our DDPG (SB3's critic always takes the action "
+            "at its input); run it with --impl ours"
+        )
     kwargs = dict(
         learning_rate=cfg.critic_learning_rate,
         actor_learning_rate=cfg.actor_learning_rate,

@@ -15,7 +15,8 @@ Exploration: a = clip(mu(s) + N_t, -1, 1), N an Ornstein-Uhlenbeck process reset
 Implementation details:
  1. [paper] Adam, actor 1e-4, critic 1e-3 with L2 weight decay 1e-2; gamma 0.99; tau 0.001; minibatch 64;
     replay buffer 1e6; OU noise theta 0.15, sigma 0.2 (Section 7).
- 2. [paper] 400-300 ReLU networks, tanh actor output; the action enters Q at its second hidden layer.
+ 2. [paper] 400-300 ReLU networks, tanh actor output; the action enters Q at its second hidden layer
+    ([ablation] ``action_layer=1``: at the input, as SB3's critic).
  3. [paper] Final layers initialised U[-3e-3, 3e-3], the others U[-1/sqrt(fan_in), 1/sqrt(fan_in)]
     (PyTorch's default Linear init is exactly that).
  4. [paper] Batch normalisation on the low-dimensional inputs and layers: NOT used here, as in the TD3
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from replications.core.checkpoint import Checkpointer
+from replications.core.config import late_field
 from replications.core.logging import RunLogger
 from replications.core.networks import frozen_copy, params_frozen
 from replications.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
@@ -65,6 +67,8 @@ class DDPGConfig:
     gradient_steps: int
     eval_every: int
     eval_episodes: int
+    action_layer: int = late_field(2)
+    """Where the critic takes the action: 2, the second hidden layer (the paper); 1, the input (SB3's; an ablation)."""
 
 
 def _uniform_final(layer: nn.Linear, w: float) -> nn.Linear:
@@ -89,18 +93,24 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Q(s, a) with the action entering at the second hidden layer (paper, Section 7)."""
+    """Q(s, a) with the action entering at the second hidden layer (paper, Section 7), or with
+    ``action_layer=1`` at the input (SB3's critic)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], final_init: float):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], final_init: float, action_layer: int = 2):
         super().__init__()
-        self.first = nn.Linear(obs_dim, hidden[0])
-        sizes = [hidden[0] + act_dim, *hidden[1:]]
+        if action_layer not in (1, 2):
+            raise ValueError(f"action_layer must be 1 (the input) or 2 (the second hidden layer), got {action_layer}")
+        self.action_first = action_layer == 1
+        self.first = nn.Linear(obs_dim + (act_dim if self.action_first else 0), hidden[0])
+        sizes = [hidden[0] + (0 if self.action_first else act_dim), *hidden[1:]]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(a, b), nn.ReLU()]
         self.rest = nn.Sequential(*layers, _uniform_final(nn.Linear(sizes[-1], 1), final_init))
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self.action_first:
+            return self.rest(torch.relu(self.first(torch.cat([obs, actions], dim=-1)))).squeeze(-1)
         h = torch.relu(self.first(obs))
         return self.rest(torch.cat([h, actions], dim=-1)).squeeze(-1)
 
@@ -158,7 +168,7 @@ def make_update(cfg: DDPGConfig, actor: Actor, critic: Critic):
 def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     env, eval_env, obs_dim, act_dim, device = off_policy_setup(env_id, seed)
     actor = Actor(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init).to(device)
-    critic = Critic(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init).to(device)
+    critic = Critic(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init, cfg.action_layer).to(device)
     update = make_update(cfg, actor, critic)
     noise_rng = np.random.default_rng([seed, 1])  # its own stream: checkpoints restore it with the noise
     if cfg.noise == "ou":

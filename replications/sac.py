@@ -26,7 +26,8 @@ Implementation details:
  4. [reference code] log-std clamped to [-20, 2]; alpha learned as log(alpha), initialised to alpha = 1.
  5. [reference code] Uniform random actions for the first steps (v1 code: 1,000; 10,000 for HalfCheetah/Ant).
  6. [paper] Scored by deterministic evaluation (tanh of the mean action), as the papers report.
- 7. [ours] Actions live in [-1, 1] for the networks and the buffer and are rescaled to the env's bounds;
+ 7. [ablation] ``log_prob_epsilon`` (default 0, the exact correction): SB3's log(1 - tanh(u)^2 + 1e-6) instead.
+ 8. [ours] Actions live in [-1, 1] for the networks and the buffer and are rescaled to the env's bounds;
     truncated transitions bootstrap; 10 evaluation episodes every 5,000 steps (the TD3 paper's protocol).
 """
 
@@ -40,6 +41,7 @@ import torch
 from torch import nn
 
 from replications.core.checkpoint import Checkpointer
+from replications.core.config import late_field
 from replications.core.logging import RunLogger
 from replications.core.networks import frozen_copy, mlp, params_frozen, tanh_gaussian_log_prob
 from replications.core.offpolicy import OffPolicySchedule, off_policy_setup, run_off_policy
@@ -68,14 +70,17 @@ class SACConfig:
     eval_episodes: int
     value_network: bool = False
     """v1: a state-value network V (with target V') between the critics and their targets."""
+    log_prob_epsilon: float = late_field(0.0)
+    """0: the exact tanh correction; > 0: log(1 - tanh(u)^2 + epsilon), SB3's form at 1e-6 (an ablation)."""
 
 
 class SquashedGaussianActor(nn.Module):
     """pi(a|s): a = tanh(u), u ~ N(mu(s), diag(sigma(s))^2), both heads from one MLP."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], log_prob_epsilon: float = 0.0):
         super().__init__()
         self.net = mlp([obs_dim, *hidden, 2 * act_dim], "relu", out_gain=1.0, orthogonal=False)
+        self.log_prob_epsilon = log_prob_epsilon
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
@@ -85,7 +90,7 @@ class SquashedGaussianActor(nn.Module):
         """Reparameterised a = tanh(mu + sigma eps) and log pi(a|s)."""
         mean, log_std = self(obs)
         u = mean + log_std.exp() * torch.randn_like(mean)
-        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std)
+        return torch.tanh(u), tanh_gaussian_log_prob(u, mean, log_std, self.log_prob_epsilon)
 
 
 def q_network(obs_dim: int, act_dim: int, hidden: tuple[int, ...]) -> nn.Module:
@@ -201,7 +206,7 @@ def make_update(
 
 def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     env, eval_env, obs_dim, act_dim, device = off_policy_setup(env_id, seed)
-    actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes).to(device)
+    actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden_sizes, cfg.log_prob_epsilon).to(device)
     q1, q2 = (q_network(obs_dim, act_dim, cfg.hidden_sizes).to(device) for _ in range(2))
     v = v_network(obs_dim, cfg.hidden_sizes).to(device) if cfg.value_network else None
     update = make_update(cfg, actor, q1, q2, act_dim, v)

@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -78,3 +79,30 @@ def test_run_identity_changes_with_config_and_seed_only():
     assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "quick", {"gamma": 0.9}).config_id
     assert a.config_id != make_spec("ppo", "sb3", "CartPole-v1", 0, 1000, "quick", {}).config_id
     assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 2000, "quick", {}).config_id
+
+
+@pytest.mark.parametrize(
+    ("algo", "ablation", "message"),
+    [
+        ("sac", {"log_prob_epsilon": 1e-6}, "log_prob_epsilon = 1e-06 is an ablation of our SAC"),
+        ("ddpg", {"action_layer": 1}, "action_layer = 1 is an ablation of our DDPG"),
+    ],
+)
+def test_a_late_hyperparameter_keeps_stored_run_ids_and_a_changed_value_makes_a_new_run(algo, ablation, message):
+    """SAC's ``log_prob_epsilon`` and DDPG's ``action_layer`` came after their runs were stored: at the default
+    the committed runs keep their ids (the store still finds them); set, the run is a new one; SB3 cannot."""
+    import pandas as pd
+
+    (name,) = ablation
+    index = pd.read_csv(Path(__file__).resolve().parent.parent / "results" / "index.csv")
+    stored = index[(index.algo == algo) & (index.budget == "crosscheck") & (index.env == "Hopper-v5")]
+    for impl in ("ours", "sb3"):
+        spec = make_spec(algo, impl, "Hopper-v5", 0, 200_000, "crosscheck", {})
+        assert spec.run_id in set(stored[stored.impl == impl].run_id), impl
+        assert name not in spec.hyperparameters
+    changed = make_spec(algo, "ours", "Hopper-v5", 0, 200_000, "crosscheck", ablation)
+    assert changed.hyperparameters[name] == ablation[name] and changed.run_id not in set(index.run_id)
+    with pytest.raises(UserError, match=message):
+        make_spec(algo, "sb3", "Hopper-v5", 0, 200_000, "crosscheck", ablation)
+    with pytest.raises(UserError, match=f"'{name}' = 'x': expected"):
+        make_spec(algo, "ours", "Hopper-v5", 0, 200_000, "crosscheck", {name: "x"})

@@ -14,6 +14,13 @@ from replications.ddpg import Actor, Critic, DDPGConfig, actor_loss, critic_loss
 def test_ddpg_networks_follow_the_paper():
     actor, critic = Actor(3, 2, (400, 300), 3e-3), Critic(3, 2, (400, 300), 3e-3)
     assert critic.first.in_features == 3 and critic.rest[0].in_features == 400 + 2  # action at the 2nd layer
+    at_input = Critic(3, 2, (400, 300), 3e-3, action_layer=1)  # SB3's critic (an ablation)
+    assert at_input.first.in_features == 3 + 2 and at_input.rest[0].in_features == 400
+    obs, act = torch.randn(5, 3), torch.rand(5, 2)
+    assert critic(obs, act).shape == at_input(obs, act).shape == (5,)
+    with torch.no_grad():  # the input-layer critic is Q(relu(W [s, a] + b)), by hand
+        h = torch.relu(torch.cat([obs, act], -1) @ at_input.first.weight.T + at_input.first.bias)
+        torch.testing.assert_close(at_input(obs, act), at_input.rest(h).squeeze(-1))
     for final in (actor.net[-2], critic.rest[-1]):
         assert final.weight.abs().max() <= 3e-3 and final.bias.abs().max() <= 3e-3
     a = actor(torch.randn(5, 3) * 100)

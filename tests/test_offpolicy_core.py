@@ -40,6 +40,25 @@ def test_tanh_gaussian_log_prob_is_the_change_of_variables():
     assert torch.isfinite(tanh_gaussian_log_prob(torch.full((1, 2), 30.0), torch.zeros(1, 2), torch.zeros(1, 2))).all()
 
 
+def test_tanh_log_prob_with_epsilon_is_sb3s():
+    from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+
+    torch.manual_seed(1)
+    mean, log_std = torch.randn(64, 3), torch.randn(64, 3) * 0.3
+    u = mean + torch.randn(64, 3) * log_std.exp()
+    u[0] = torch.tensor([9.0, -9.0, 0.0])  # saturated: where 1e-6 changes the correction
+    dist = SquashedDiagGaussianDistribution(3).proba_distribution(mean, log_std)
+    theirs = dist.log_prob(torch.tanh(u), u)
+    torch.testing.assert_close(tanh_gaussian_log_prob(u, mean, log_std, 1e-6), theirs)
+    exact = tanh_gaussian_log_prob(u, mean, log_std)
+    torch.testing.assert_close(exact[1:], theirs[1:], rtol=0, atol=1e-2)  # |u| < 5 here: 1e-6 moves it < 0.005
+    # at |u| = 9 the exact -log(1 - tanh^2) is 16.6 per dim, the 1e-6 form 13.8: 2.85 apart in each of two dims
+    sech2 = 1.0 / math.cosh(9.0) ** 2
+    assert float(exact[0] - theirs[0]) == pytest.approx(
+        2 * (math.log(sech2 + 1e-6) - math.log(sech2)), rel=0.05
+    )  # float32 tanh
+
+
 def test_polyak_update():
     src, tgt = nn.Linear(3, 2), nn.Linear(3, 2)
     before = [p.clone() for p in tgt.parameters()]

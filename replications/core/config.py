@@ -3,7 +3,8 @@
 A config file holds
   ``paper``            the citation;
   ``hyperparameters``  every field of the algorithm's config dataclass as ``{value: ..., source: ...}``
-                       (all fields are required, so a library default is never the paper's by accident);
+                       (all fields are required, so a library default is never the paper's by accident;
+                       the one exception is a ``late_field``: see there);
   ``env_overrides``    per-env ``{name: {value, source}}`` replacements;
   ``deviations``       where we depart from the paper, and why;
   ``budgets``          named grids (``paper``, ``quick``): env -> steps, seeds, and their source;
@@ -139,13 +140,30 @@ def _tuplify(value: Any, annotation: Any) -> Any:
     return value
 
 
+def late_field(default: Any) -> Any:
+    """A hyperparameter added after runs were stored (an ablation switch), whose ``default`` is the behaviour
+    those runs had. Config files may leave it out, and at its default it is left out of a run's identity
+    (``identity``), so every stored run keeps its id and a changed value makes a new run."""
+    return dataclasses.field(default=default, metadata={"late": True})
+
+
+def _late_defaults(config_cls: type) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(config_cls) if f.metadata.get("late")}
+
+
+def identity(cfg: Any) -> dict[str, Any]:
+    """The hyperparameters that identify a run of ``cfg``: all its fields but the late ones at their default."""
+    late = _late_defaults(type(cfg))
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if not (k in late and v == late[k])}
+
+
 def build_config(config_cls: type, values: dict[str, Any], what: str) -> Any:
     """Validate ``values`` against the frozen dataclass ``config_cls``: names exact, types strict."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise UserError(f"unknown {what} hyperparameter '{unknown[0]}'; allowed: {', '.join(fields)}")
-    missing = sorted(set(fields) - set(values))
+    missing = sorted(set(fields) - set(values) - set(_late_defaults(config_cls)))
     if missing:
         raise UserError(f"{what} config is missing hyperparameters {missing}")
     hints = typing.get_type_hints(config_cls)

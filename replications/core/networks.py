@@ -87,11 +87,17 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor
     return (-0.5 * z.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
 
 
-def tanh_gaussian_log_prob(pre_tanh: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+def tanh_gaussian_log_prob(
+    pre_tanh: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, epsilon: float = 0.0
+) -> torch.Tensor:
     """log pi(a|s) of a = tanh(u), u ~ N(mean, std^2): the change of variables
     log pi(a|s) = log N(u) - sum_i log(1 - tanh(u_i)^2)  (SAC, Haarnoja et al. 2018, Appendix C, eq. 21),
-    with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for numerical stability."""
-    correction = 2.0 * (math.log(2.0) - pre_tanh - torch.nn.functional.softplus(-2.0 * pre_tanh))
+    with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for numerical stability; with ``epsilon`` > 0,
+    log(1 - tanh(u)^2 + epsilon) instead (SB3's and the SAC reference code's form, 1e-6 there)."""
+    if epsilon > 0.0:
+        correction = torch.log(1.0 - torch.tanh(pre_tanh).pow(2) + epsilon)
+    else:
+        correction = 2.0 * (math.log(2.0) - pre_tanh - torch.nn.functional.softplus(-2.0 * pre_tanh))
     return gaussian_log_prob(pre_tanh, mean, log_std) - correction.sum(-1)
 
 
