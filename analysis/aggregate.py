@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import (
-    improvement,
     iqm,
     mean_of_means,
     median_of_means,
     optimality_gap,
+    probability_of_improvement,
     stratified_bootstrap,
 )
 
@@ -53,9 +53,9 @@ def improvement_over_sb3(runs: pd.DataFrame, envs: list[str], seed: int = 0, oth
     both = [e for e in envs if all(len(scores(i, e)) >= 2 for i in ("ours", other))]
     if not both:
         return None
-    xs, ys = [scores("ours", e) for e in both], [scores(other, e) for e in both]
-    p, lo, hi = stratified_bootstrap([xs, ys], improvement, seed=seed, n_resamples=REPS)
-    return {"p": p, "low": lo, "high": hi, "envs": len(both), "runs": min(len(s) for s in xs + ys)}
+    xs, ys = {e: scores("ours", e) for e in both}, {e: scores(other, e) for e in both}
+    p, lo, hi = probability_of_improvement(xs, ys, seed=seed, reps=REPS)
+    return {"p": p, "low": lo, "high": hi, "envs": len(both), "runs": min(len(s) for s in [*xs.values(), *ys.values()])}
 
 
 RANDOM_SCORES = Path(__file__).resolve().parent / "data" / "random_scores.csv"
