@@ -144,7 +144,7 @@ def probability_of_improvement(
 ) -> tuple[float, float, float]:
     """P(candidate > baseline) averaged over tasks (``improvement``) with its 95% stratified-bootstrap CI over
     runs. Each dict maps task -> per-seed scores. Returns (estimate, ci_low, ci_high)."""
-    tasks = sorted(candidate)
+    tasks = list(candidate)  # in the caller's order (the order the resamples are drawn in)
     return stratified_bootstrap(
         [[candidate[t] for t in tasks], [baseline[t] for t in tasks]], improvement, seed=seed, n_resamples=reps
     )
