@@ -80,6 +80,7 @@ def _replicate(args: argparse.Namespace) -> int:
     from experiments.publish import publish_report, publish_run
     from experiments.runner import results_root, run_grid
     from experiments.store import ResultsStore
+    from replications.core.config import parse_overrides
 
     specs = _grid(args)
     to_run = specs
@@ -113,7 +114,9 @@ def _replicate(args: argparse.Namespace) -> int:
     if not args.no_report:
         from experiments.reporting import write_report
 
-        out = write_report(args.algo, args.budget, store, Path(args.reports), specs=specs)
+        out = write_report(
+            args.algo, args.budget, store, Path(args.reports), specs, parse_overrides(args.set), args.steps
+        )
         print(f"report: {out / 'index.html'}")
         if args.wandb:
             publish_report(out, project=args.wandb_project)
@@ -124,13 +127,16 @@ def _replicate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from experiments.registry import ALGOS
-    from experiments.reporting import write_overview, write_report
+    from experiments.reporting import variant_grids, write_overview, write_report
     from experiments.runner import plan_grid, results_root
     from experiments.store import ResultsStore
+    from replications.core.config import parse_overrides
 
     store = ResultsStore(results_root(args.results))
     if args.algo != "all":
-        out = write_report(args.algo, args.budget, store, Path(args.reports), specs=_grid(args))
+        out = write_report(
+            args.algo, args.budget, store, Path(args.reports), _grid(args), parse_overrides(args.set), args.steps
+        )
         print(f"report: {out / 'index.html'}")
     else:  # every algorithm and budget (paper, quick, crosscheck...) with at least one stored run of its grid
         from replications.core.config import load_paper_config
@@ -143,6 +149,20 @@ def _report(args: argparse.Namespace) -> int:
                     print(
                         f"report: {write_report(algo, budget, store, Path(args.reports), specs=specs) / 'index.html'}"
                     )
+        for grid in variant_grids(Path(args.reports)):  # the reports written with --steps or --set
+            specs = plan_grid(
+                grid["algo"],
+                grid["budget"],
+                seeds=grid["seeds"],
+                envs=grid["envs"],
+                impls=grid["impls"],
+                overrides=grid["overrides"],
+                steps=grid["steps"],
+            )
+            out = write_report(
+                grid["algo"], grid["budget"], store, Path(args.reports), specs, grid["overrides"], grid["steps"]
+            )
+            print(f"report: {out / 'index.html'}")
     print(f"overview: {write_overview(Path(args.reports))}")
     return 0
 
@@ -152,10 +172,14 @@ def _publish(args: argparse.Namespace) -> int:
     from experiments.reporting import report_dir
     from experiments.runner import results_root
     from experiments.store import ResultsStore
+    from replications.core.config import parse_overrides
 
-    out = report_dir(Path(args.reports), args.algo, args.budget)
+    out = report_dir(Path(args.reports), args.algo, args.budget, parse_overrides(args.set), args.steps)
     if not (out / "summary.csv").exists():
-        raise UserError(f"no report at {out}; write it first with 'rlrepro report {args.algo} --budget {args.budget}'")
+        raise UserError(
+            f"no report at {out}; write it first with 'rlrepro report {args.algo} --budget {args.budget}' "
+            "(with the same --steps and --set)"
+        )
     if args.runs:
         store = ResultsStore(results_root(args.results))
         index = store.read_index()
@@ -299,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="send a report (and with --runs its runs) to W&B; offline without a key")
     pub.add_argument("algo")
     pub.add_argument("--budget", default="paper")
+    pub.add_argument("--steps", type=int, default=None, help="the report's --steps, if it was written with one")
+    pub.add_argument("--set", action="append", metavar="KEY=VALUE", help="the report's --set overrides, if any")
     pub.add_argument("--runs", action="store_true", help="also publish every stored run of that budget")
     pub.add_argument("--results", default=None)
     pub.add_argument("--reports", default="reports")

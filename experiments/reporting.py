@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,20 @@ from replications.core.config import load_paper_config
 from replications.core.errors import UserError
 
 
-def report_dir(reports_root: Path, algo: str, budget: str) -> Path:
-    return reports_root / (algo if budget == "paper" else f"{algo}-{budget}")
+def variant_name(overrides: dict[str, Any] | None = None, steps: int | None = None) -> str:
+    """The suffix that keeps a report on a changed grid (``--steps``, ``--set``) out of the budget's own report
+    folder: e.g. ``steps2048-horizon=512`` ('' for the budget's grid as configured)."""
+    parts = [f"steps{steps}"] if steps else []
+    parts += [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items())]
+    return re.sub(r"[^A-Za-z0-9._=,-]", "_", "-".join(parts))
+
+
+def report_dir(
+    reports_root: Path, algo: str, budget: str, overrides: dict[str, Any] | None = None, steps: int | None = None
+) -> Path:
+    name = algo if budget == "paper" else f"{algo}-{budget}"
+    variant = variant_name(overrides, steps)
+    return reports_root / (f"{name}-{variant}" if variant else name)
 
 
 def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
@@ -87,8 +101,45 @@ def where_it_ran(meta: dict[str, Any]) -> str:
     return f"{device} ({meta.get('gpu') or 'unknown GPU'}{', CUDA graph' if meta.get('cuda_graph') else ''})"
 
 
-def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path, specs: list[RunSpec]) -> Path:
-    """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in)."""
+CONFIG_VALUES = "config-values"
+"""The impl label, in an ablation report (``--set``), of our runs of the same grid at the config's own values."""
+
+
+def ablation_baselines(algo: str, budget: str, specs: list[RunSpec]) -> list[tuple[str, str, list[RunSpec]]]:
+    """What a report on a grid run with ``--set`` overrides sets its runs against: (impl key, label, specs) of
+    ours at the config's own values, and of SB3 at its own where the grid holds no SB3 runs (an ablation of
+    ours alone: SB3 cannot take it)."""
+    from experiments.registry import get_algo
+    from experiments.runner import make_spec
+
+    ours = [s for s in specs if s.impl == "ours"]
+    out = [
+        (
+            CONFIG_VALUES,
+            f"our {algo.upper()} (config values)",
+            [make_spec(algo, "ours", s.env, s.seed, s.steps, budget, {}) for s in ours],
+        )
+    ]
+    if "sb3" in get_algo(algo).impls and not any(s.impl == "sb3" for s in specs):
+        out.append(("sb3", "SB3", [make_spec(algo, "sb3", s.env, s.seed, s.steps, budget, {}) for s in ours]))
+    return out
+
+
+def write_report(
+    algo: str,
+    budget: str,
+    store: ResultsStore,
+    reports_root: Path,
+    specs: list[RunSpec],
+    overrides: dict[str, Any] | None = None,
+    steps: int | None = None,
+) -> Path:
+    """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in).
+
+    A grid run with ``overrides`` (an ablation) or another ``steps`` budget gets a folder of its own
+    (``report_dir``), so the budget's own report is never overwritten; an ablation's runs are also set against
+    the same grid at the config's own values (and SB3's, for an ablation of ours alone), where those are stored.
+    """
     paper = load_paper_config(algo)
     index = store.read_index()
     wanted = {s.run_id for s in specs}
@@ -130,6 +181,24 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
             done = set(other_runs.run_id)
             missing += [f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done]
             baselines.append((key, label))
+    relation = paper.reference.get("relation", "")
+    if overrides:
+        settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(overrides.items()))
+        relation = (
+            f"Ablation: 'ours' is our {algo.upper()} with {settings}; it is tested against the same grid at the "
+            f"config's own values (and SB3's, where the grid has none of its own), where those runs are stored."
+        )
+        added = []
+        for key, label, group in ablation_baselines(algo, budget, specs):
+            got = index[index.run_id.isin({s.run_id for s in group})].copy()
+            if got.empty:
+                continue
+            got["impl"] = key
+            runs = pd.concat([runs, got], ignore_index=True)
+            done = set(got.run_id)
+            missing += [f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in group if s.run_id not in done]
+            added.append((key, label))
+        baselines = added + [b for b in baselines if b[0] not in {key for key, _ in added}]
     extra_pairs = []
     if matched_cfg:
         baselines.append((MATCHED, matched_cfg["label"]))
@@ -151,15 +220,50 @@ def write_report(algo: str, budget: str, store: ResultsStore, reports_root: Path
         deviations=paper.deviations,
         sb3_differences=differences,
         missing=missing,
-        command=f"rlrepro report {algo} --budget {budget}",
+        command=f"rlrepro report {algo} --budget {budget}"
+        + (f" --steps {steps}" if steps else "")
+        + "".join(f" --set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items())),
         curves="evaluation" if paper.scoring.get("metric") == "last_evaluation" else "training",
         baselines=baselines,
-        relation=paper.reference.get("relation", ""),
+        relation=relation,
         extra_pairs=extra_pairs,
     )
-    out = report_dir(reports_root, algo, budget)
+    out = report_dir(reports_root, algo, budget, overrides, steps)
     build_report(inp, out)
+    grid = {
+        "algo": algo,
+        "budget": budget,
+        "envs": envs,
+        "impls": list(dict.fromkeys(s.impl for s in specs)),
+        "seeds": len({s.seed for s in specs}),
+        "steps": steps,
+        "overrides": overrides or {},
+    }
+    (out / GRID_FILE).write_text(json.dumps(grid, indent=1) + "\n")
     return out
+
+
+GRID_FILE = "grid.json"
+"""In each report folder: the grid it reports on (what ``rlrepro report`` was given), so ``report all`` can
+regenerate the reports written with ``--steps`` or ``--set`` too."""
+
+
+def variant_grids(reports_root: Path) -> list[dict[str, Any]]:
+    """The grids of the reports under ``reports_root`` that were written with ``--steps`` or ``--set``."""
+    grids = []
+    for path in sorted(reports_root.glob(f"*/{GRID_FILE}")):
+        try:
+            grid = json.loads(path.read_text())
+            keys = {"algo", "budget", "envs", "impls", "seeds", "steps", "overrides"}
+            if not isinstance(grid, dict) or set(grid) != keys:
+                raise ValueError(f"needs exactly the keys {', '.join(sorted(keys))}")
+        except ValueError as err:
+            raise UserError(
+                f"report grid file {path} is not readable ({err}); delete its folder or rewrite it"
+            ) from err
+        if grid["steps"] or grid["overrides"]:
+            grids.append(grid)
+    return grids
 
 
 def write_overview(reports_root: Path) -> Path:

@@ -54,7 +54,7 @@ def test_replicate_runs_the_grid_and_writes_the_report(tiny_grid):
     assert "8 runs in the grid: 0 already complete (skipped), 8 to run" in first.stdout
     index = pd.read_csv(root / "results" / "index.csv")
     assert len(index) == 8 and set(index.impl) == {"ours", "sb3"}
-    report = root / "reports" / "ppo-quick"
+    report = root / "reports" / "ppo-quick-steps2048-horizon=512"  # not the quick budget's own report
     summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 4 and (summary.n_seeds == 2).all() and (summary.steps == 2048).all()
@@ -148,6 +148,64 @@ def test_report_all_writes_the_overview_from_the_committed_runs(committed_report
     assert (reports / "summary.md").read_text().startswith("# rlrepro: all replications")
 
 
+def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_values(tmp_path):
+    """A report on a grid run with --set (here the committed SAC Hopper runs with SB3's log-prob epsilon) goes
+    to a folder of its own, never over the budget's report, and sets the ablation against our runs at the
+    config's values and SB3's (which cannot take it), each from the store."""
+    import shutil
+
+    from experiments.runner import make_spec
+
+    exe = str(Path(sys.executable).parent / "rlrepro")
+    committed = Path(__file__).resolve().parent.parent / "results"
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    shutil.copytree(committed / "runs" / "sac" / "Hopper-v5", results / "runs" / "sac" / "Hopper-v5")
+    index = pd.read_csv(committed / "index.csv")
+    index[(index.algo == "sac") & (index.env == "Hopper-v5")].to_csv(results / "index.csv", index=False)
+    args = ["sac", "--budget", "crosscheck", "--envs", "Hopper-v5", "--impl", "ours", "--set", "log_prob_epsilon=1e-6"]
+    out = _run([exe], "report", *args, "--results", str(results), "--reports", str(reports))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in reports.iterdir() if p.is_dir()) == ["sac-crosscheck-log_prob_epsilon=1e-06"]
+    report = reports / "sac-crosscheck-log_prob_epsilon=1e-06"
+    index = index.set_index("run_id")
+    ablation = make_spec("sac", "ours", "Hopper-v5", 0, 200_000, "crosscheck", {"log_prob_epsilon": 1e-6})
+    default = [
+        make_spec("sac", impl, "Hopper-v5", s, 200_000, "crosscheck", {}) for impl in ("ours", "sb3") for s in range(5)
+    ]
+    versus = pd.read_csv(report / "comparisons.csv")
+    assert versus.baseline.tolist() == ["our SAC (config values)", "SB3"]
+    assert versus.n_baseline.tolist() == [5, 5] and (versus.n_ours >= 1).all()
+    assert versus.baseline_mean.tolist() == pytest.approx(
+        [
+            index.loc[[s.run_id for s in default[:5]], "score"].mean(),
+            index.loc[[s.run_id for s in default[5:]], "score"].mean(),
+        ]
+    )
+    summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
+    assert summary.impl.tolist() == ["ours", "config-values", "sb3"]
+    if versus.n_ours[0] == 1:  # only seed 0 of the ablation stored
+        assert versus.ours_mean[0] == pytest.approx(index.loc[ablation.run_id, "score"])
+    text = (report / "summary.md").read_text()
+    assert "Ablation: 'ours' is our SAC with log_prob_epsilon = 1e-06" in text
+    assert "rlrepro report sac --budget crosscheck --set log_prob_epsilon=1e-06" in (report / "index.html").read_text()
+    # 'report all' regenerates it from its grid.json, beside the budget's own report
+    (report / "summary.csv").unlink()
+    everything = _run([exe], "report", "all", "--results", str(results), "--reports", str(reports))
+    assert everything.returncode == 0, everything.stderr
+    assert (report / "summary.csv").exists() and (reports / "sac-crosscheck" / "summary.csv").exists()
+    assert pd.read_csv(report / "comparisons.csv").equals(versus)
+    from experiments.reporting import variant_grids
+    from replications.core.errors import UserError
+
+    (report / "grid.json").write_text("{not json")
+    with pytest.raises(UserError, match="grid.json is not readable"):
+        variant_grids(reports)
+    # publishing looks for the same folder: without --set it names the budget's own
+    shutil.rmtree(reports / "sac-crosscheck")
+    missing = _run([exe], "publish", "sac", "--budget", "crosscheck", "--reports", str(reports))
+    assert missing.returncode == 2 and f"no report at {reports / 'sac-crosscheck'};" in missing.stderr
+
+
 def test_an_index_row_without_its_run_directory_is_a_clear_error(tmp_path):
     import shutil
 
@@ -177,9 +235,9 @@ def test_replicate_with_comparators_runs_what_the_report_compares_with(tmp_path)
     )
     index = pd.read_csv(tmp_path / "results" / "index.csv")
     assert sorted(index.algo) == ["qprop", "trpo", "trpo"] and set(index.env) == {"Pendulum-v1"}
-    versus = pd.read_csv(tmp_path / "reports" / "qprop-quick" / "comparisons.csv")
+    versus = pd.read_csv(tmp_path / "reports" / "qprop-quick-steps5000" / "comparisons.csv")
     assert versus.baseline.tolist() == ["our TRPO at Q-Prop's settings", "our TRPO (its own settings, batch 5000)"]
-    summary = (tmp_path / "reports" / "qprop-quick" / "summary.md").read_text()
+    summary = (tmp_path / "reports" / "qprop-quick-steps5000" / "summary.md").read_text()
     assert "Missing from this report" not in summary
 
 
