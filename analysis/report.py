@@ -73,6 +73,8 @@ class ReportInput:
     """(tested impl, its label, baseline impl) compared besides ours against each baseline: ours run with the
     baseline's settings where our paper config differs from what the baseline can do (TRPO's Fisher subsample)."""
     curves: str = "training"  # 'training' episode returns, or deterministic 'evaluation' returns
+    variant: str = ""
+    """What the grid changed from the budget's (``--steps``, ``--set``), e.g. 'log_prob_epsilon=1e-06'."""
 
     @property
     def baseline_impl(self) -> str:
@@ -368,6 +370,7 @@ def _html(
     aggregates: pd.DataFrame,
     profiles: list[str],
 ) -> str:
+    variant = f", {inp.variant}" if inp.variant else ""
     if aggregates.empty:
         normalised = "<p>needs at least 2 seeds of each implementation on the envs with a reference</p>"
     else:
@@ -393,11 +396,11 @@ def _html(
     runs = inp.runs[columns + (["device"] if "device" in inp.runs else [])].sort_values(["env", "impl", "seed"])
     imgs = "".join(f'<figure><img src="{i}" alt="{i}" width="480"></figure>' for i in images)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget})</title>
+<html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget}{variant})</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
 figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{color:#b00}}</style></head>
-<body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget</h1>
+<body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget{html.escape(variant)}</h1>
 <p><b>Paper:</b> {html.escape(inp.paper)}</p>
 <p><b>Result:</b> {html.escape(tally(summary, inp.baseline_label))}.</p>
 <p>{html.escape(inp.relation)}</p>

@@ -227,6 +227,7 @@ def write_report(
         baselines=baselines,
         relation=relation,
         extra_pairs=extra_pairs,
+        variant=variant_name(overrides, steps),
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
     build_report(inp, out)

@@ -187,7 +187,9 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
         assert versus.ours_mean[0] == pytest.approx(index.loc[ablation.run_id, "score"])
     text = (report / "summary.md").read_text()
     assert "Ablation: 'ours' is our SAC with log_prob_epsilon = 1e-06" in text
-    assert "rlrepro report sac --budget crosscheck --set log_prob_epsilon=1e-06" in (report / "index.html").read_text()
+    page = (report / "index.html").read_text()
+    assert "<h1>SAC replication: crosscheck budget, log_prob_epsilon=1e-06</h1>" in page
+    assert "rlrepro report sac --budget crosscheck --set log_prob_epsilon=1e-06" in page
     # 'report all' regenerates it from its grid.json, beside the budget's own report
     (report / "summary.csv").unlink()
     everything = _run([exe], "report", "all", "--results", str(results), "--reports", str(reports))
