@@ -282,8 +282,10 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         for _, label, _, base_label in _pairs(inp)
         if not versus.empty and ((versus.ours == label) & (versus.baseline == base_label)).any()
     ]
+    variant = f", {inp.variant}" if inp.variant else ""
     md = [
-        f"**{inp.algo.upper()} ({inp.budget} budget)**: {tally(summary, inp.baseline_label)}. Score: {inp.scoring}. "
+        f"**{inp.algo.upper()} ({inp.budget} budget{variant})**: {tally(summary, inp.baseline_label)}. "
+        f"Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",
         *tallies,

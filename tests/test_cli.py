@@ -187,6 +187,7 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
         assert versus.ours_mean[0] == pytest.approx(index.loc[ablation.run_id, "score"])
     text = (report / "summary.md").read_text()
     assert "Ablation: 'ours' is our SAC with log_prob_epsilon = 1e-06" in text
+    assert text.startswith("**SAC (crosscheck budget, log_prob_epsilon=1e-06)**")
     page = (report / "index.html").read_text()
     assert "<h1>SAC replication: crosscheck budget, log_prob_epsilon=1e-06</h1>" in page
     assert "rlrepro report sac --budget crosscheck --set log_prob_epsilon=1e-06" in page
