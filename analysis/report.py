@@ -77,6 +77,11 @@ class ReportInput:
     """What the grid changed from the budget's (``--steps``, ``--set``), e.g. 'log_prob_epsilon=1e-06'."""
 
     @property
+    def variant_suffix(self) -> str:
+        """', VARIANT' for titles, or ''."""
+        return f", {self.variant}" if self.variant else ""
+
+    @property
     def baseline_impl(self) -> str:
         return self.baselines[0][0]
 
@@ -282,9 +287,8 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         for _, label, _, base_label in _pairs(inp)
         if not versus.empty and ((versus.ours == label) & (versus.baseline == base_label)).any()
     ]
-    variant = f", {inp.variant}" if inp.variant else ""
     md = [
-        f"**{inp.algo.upper()} ({inp.budget} budget{variant})**: {tally(summary, inp.baseline_label)}. "
+        f"**{inp.algo.upper()} ({inp.budget} budget{inp.variant_suffix})**: {tally(summary, inp.baseline_label)}. "
         f"Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",
@@ -372,7 +376,6 @@ def _html(
     aggregates: pd.DataFrame,
     profiles: list[str],
 ) -> str:
-    variant = f", {inp.variant}" if inp.variant else ""
     if aggregates.empty:
         normalised = "<p>needs at least 2 seeds of each implementation on the envs with a reference</p>"
     else:
@@ -398,11 +401,12 @@ def _html(
     runs = inp.runs[columns + (["device"] if "device" in inp.runs else [])].sort_values(["env", "impl", "seed"])
     imgs = "".join(f'<figure><img src="{i}" alt="{i}" width="480"></figure>' for i in images)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{inp.algo.upper()} replication ({inp.budget}{variant})</title>
+<html lang="en"><head><meta charset="utf-8">
+<title>{inp.algo.upper()} replication ({inp.budget}{inp.variant_suffix})</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
 figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{color:#b00}}</style></head>
-<body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget{html.escape(variant)}</h1>
+<body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget{html.escape(inp.variant_suffix)}</h1>
 <p><b>Paper:</b> {html.escape(inp.paper)}</p>
 <p><b>Result:</b> {html.escape(tally(summary, inp.baseline_label))}.</p>
 <p>{html.escape(inp.relation)}</p>

@@ -17,11 +17,16 @@ from replications.core.config import load_paper_config
 from replications.core.errors import UserError
 
 
+def set_args(overrides: dict[str, Any] | None) -> list[str]:
+    """``KEY=VALUE`` of each override as ``--set`` takes it (JSON values), sorted by key."""
+    return [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items())]
+
+
 def variant_name(overrides: dict[str, Any] | None = None, steps: int | None = None) -> str:
     """The suffix that keeps a report on a changed grid (``--steps``, ``--set``) out of the budget's own report
     folder: e.g. ``steps2048-horizon=512`` ('' for the budget's grid as configured)."""
     parts = [f"steps{steps}"] if steps else []
-    parts += [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items())]
+    parts += set_args(overrides)
     return re.sub(r"[^A-Za-z0-9._=,-]", "_", "-".join(parts))
 
 
@@ -170,16 +175,23 @@ def write_report(
             if d not in differences:
                 differences.append(d)
     envs = list(dict.fromkeys(s.env for s in specs))
+
+    def baseline_runs(key: str, label: str, group: list[RunSpec]) -> pd.DataFrame:
+        """The stored runs of ``group`` labelled ``key``; the ones not stored are listed as missing."""
+        got = index[index.run_id.isin({s.run_id for s in group})].copy()
+        got["impl"] = key
+        missing.extend(
+            f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in group if s.run_id not in set(got.run_id)
+        )
+        return got
+
     baselines = [("sb3", "SB3")]
     compare = comparators(paper.reference)
     if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own algorithms
         baselines = []
         for (key, _, _, label), other in zip(compare, comparator_specs(compare, budget, specs), strict=True):
-            other_runs = index[index.run_id.isin({s.run_id for s in other})].copy()
-            other_runs["impl"] = key
+            other_runs = baseline_runs(key, label, other)
             runs = pd.concat([runs, other_runs], ignore_index=True)
-            done = set(other_runs.run_id)
-            missing += [f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in other if s.run_id not in done]
             baselines.append((key, label))
     relation = paper.reference.get("relation", "")
     if overrides:
@@ -190,13 +202,9 @@ def write_report(
         )
         added = []
         for key, label, group in ablation_baselines(algo, budget, specs):
-            got = index[index.run_id.isin({s.run_id for s in group})].copy()
-            if got.empty:
+            if not index.run_id.isin({s.run_id for s in group}).any():
                 continue
-            got["impl"] = key
-            runs = pd.concat([runs, got], ignore_index=True)
-            done = set(got.run_id)
-            missing += [f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in group if s.run_id not in done]
+            runs = pd.concat([runs, baseline_runs(key, label, group)], ignore_index=True)
             added.append((key, label))
         baselines = added + [b for b in baselines if b[0] not in {key for key, _ in added}]
     extra_pairs = []
@@ -222,7 +230,7 @@ def write_report(
         missing=missing,
         command=f"rlrepro report {algo} --budget {budget}"
         + (f" --steps {steps}" if steps else "")
-        + "".join(f" --set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted((overrides or {}).items())),
+        + "".join(f" --set {kv}" for kv in set_args(overrides)),
         curves="evaluation" if paper.scoring.get("metric") == "last_evaluation" else "training",
         baselines=baselines,
         relation=relation,
