@@ -9,6 +9,7 @@ tying them together with sources and provenance.
 from __future__ import annotations
 
 import html
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -259,6 +260,10 @@ def markdown_table(table: pd.DataFrame, cols: list[str] = SUMMARY_COLUMNS[1:]) -
 MISSING_SHOWN = 6
 """How many missing runs summary.md names (index.html lists them all)."""
 
+STATUS_FILE = "status.json"
+"""In each report folder: its title, how many runs it holds and misses, and its verdict lines (the README's
+status table is generated from these)."""
+
 
 def tally(summary: pd.DataFrame, baseline_label: str = "SB3") -> str:
     ours = summary[(summary.impl == "ours") & (summary.verdict != "n/a")]
@@ -287,8 +292,16 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         for _, label, _, base_label in _pairs(inp)
         if not versus.empty and ((versus.ours == label) & (versus.baseline == base_label)).any()
     ]
+    title = f"{inp.algo.upper()} ({inp.budget} budget{inp.variant_suffix})"
+    status = {
+        "title": title,
+        "runs": len(inp.runs),
+        "missing": len(inp.missing),
+        "verdicts": [line[2:-1] for line in tallies] or [tally(summary, inp.baseline_label)],
+    }
+    (out_dir / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     md = [
-        f"**{inp.algo.upper()} ({inp.budget} budget{inp.variant_suffix})**: {tally(summary, inp.baseline_label)}. "
+        f"**{title}**: {tally(summary, inp.baseline_label)}. "
         f"Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",

@@ -1,16 +1,42 @@
 """Regenerate the README's results tables from the generated reports (never typed by hand).
 
 Each ``reports/<name>/summary.md`` replaces the text between ``<!-- results:<name> -->`` and
-``<!-- /results:<name> -->`` in README.md.
+``<!-- /results:<name> -->`` in README.md, and the status table (one row per report: runs held and missing,
+verdict lines, from each report's ``status.json``) replaces the text between ``<!-- status -->`` and
+``<!-- /status -->``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 from pathlib import Path
 
+from analysis.report import STATUS_FILE
+from replications.core.errors import UserError
+
 ROOT = Path(__file__).resolve().parent.parent
+STATUS = re.compile(r"(<!-- status -->\n).*?(<!-- /status -->)", re.S)
+
+
+def status_table(reports: Path, readme_dir: Path) -> str:
+    """One Markdown row per report folder with a status file, linked to its summary (relative to the README)."""
+    rows = ["| report | runs in it | runs missing | ours against each baseline |", "|---|---:|---:|---|"]
+    for path in sorted(reports.glob(f"*/{STATUS_FILE}")):
+        try:
+            status = json.loads(path.read_text())
+            title, runs, missing, verdicts = (status[k] for k in ("title", "runs", "missing", "verdicts"))
+            if not (isinstance(runs, int) and isinstance(missing, int) and isinstance(verdicts, list)):
+                raise ValueError("runs and missing must be integers, verdicts a list")
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(
+                f"report status file {path} is not readable ({err}); regenerate it with 'rlrepro report all'"
+            ) from err
+        link = Path(os.path.relpath(path.parent / "summary.md", readme_dir)).as_posix()
+        rows.append(f"| [{title}]({link}) | {runs} | {missing} | {'; '.join(map(str, verdicts))} |")
+    return "\n".join(rows)
 
 
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:
@@ -27,11 +53,18 @@ def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "rep
             body = summary.read_text().strip() + f"\n\n(from `reports/{name}/`; regenerate with `make readme`)\n"
             text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
             done.append(name)
+    if STATUS.search(text):
+        table = status_table(reports, readme.parent) + "\n"
+        text = STATUS.sub(lambda m: m.group(1) + table + m.group(2), text)
+        done.append("status")
     readme.write_text(text)
     return done
 
 
 if __name__ == "__main__":
-    names = update_readme()
+    try:
+        names = update_readme()
+    except UserError as err:
+        sys.exit(f"error: {err}")
     print(f"README tables updated from: {', '.join(names) or 'no reports with markers'}")
     sys.exit(0)

@@ -343,3 +343,29 @@ def test_stratified_bootstrap_resamples_each_task_apart():
     point, lo, hi = stratified_bootstrap([[x]], mean_of_means)
     assert point == pytest.approx(3.6) and 1.0 <= lo < 3.6 < hi <= 8.0
     assert stratified_bootstrap([[x]], mean_of_means) == (point, lo, hi)  # seeded
+
+
+def test_readme_status_table_is_generated_from_each_report(tmp_path):
+    """The README's status rows come from the reports' status.json (runs held and missing, verdict lines);
+    a corrupt status file is a one-line error naming it, and the README is left as it was."""
+    from experiments.readme import update_readme
+    from replications.core.errors import UserError
+
+    missing = [f"ours Hopper-v5 seed {i}: not run yet" for i in (3, 4)]
+    runs = synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0})
+    inp = ReportInput("sac", "crosscheck", "A paper", "last eval", ["Hopper-v5"], runs, tmp_path, {}, missing=missing)
+    build_report(inp, tmp_path / "reports" / "sac-crosscheck")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- status -->\nstale row\n<!-- /status -->\nend\n")
+    assert update_readme(readme, tmp_path / "reports") == ["status"]
+    text = readme.read_text()
+    assert "stale row" not in text and text.startswith("intro\n<!-- status -->\n| report |") and text.endswith("end\n")
+    row = next(line for line in text.splitlines() if line.startswith("| [SAC"))
+    assert row == (
+        "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | 6 | 2 | ours within or better than SB3 "
+        "on 1 of 1 envs by the test, with its mean inside SB3's 95% CI or above it on 1 of 1 |"
+    )
+    (tmp_path / "reports" / "sac-crosscheck" / "status.json").write_text('{"title": "x"')
+    with pytest.raises(UserError, match=r"sac-crosscheck/status.json is not readable .*'rlrepro report all'"):
+        update_readme(readme, tmp_path / "reports")
+    assert readme.read_text() == text
