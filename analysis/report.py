@@ -181,7 +181,7 @@ def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> st
     ok, inside, n = int(rows.verdict.isin(["within", "better"]).sum()), int(rows.in_ci_or_above.sum()), len(rows)
     return (
         f"{ours_label} within or better than {baseline_label} on {ok} of {n} envs by the test, "
-        f"with its mean inside {baseline_label}'s 95% CI or above it on {inside} of {n}"
+        f"with its mean inside the 95% CI of {baseline_label} or above it on {inside} of {n}"
     )
 
 

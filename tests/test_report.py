@@ -156,7 +156,7 @@ def test_report_checks_the_ci_criterion_and_ours_with_the_baselines_settings(tmp
     assert versus.in_ci_or_above.tolist() == [False, True]
     assert versus.baseline_ci_low.tolist() == pytest.approx([105.0, 105.0])
     md = (tmp_path / "out" / "summary.md").read_text()
-    assert "ours within or better than SB3 on 1 of 1 envs by the test, with its mean inside SB3's 95% CI" in md
+    assert "ours within or better than SB3 on 1 of 1 envs by the test, with its mean inside the 95% CI of SB3" in md
     assert "or above it on 0 of 1" in md
     assert "ours with SB3's settings within or better than SB3 on 1 of 1 envs by the test" in md
 
@@ -257,7 +257,7 @@ def test_pair_tally_counts_only_envs_with_a_verdict():
     )
     assert pair_tally(versus, "ours", "SB3") == (
         "ours within or better than SB3 on 1 of 2 envs by the test, "
-        "with its mean inside SB3's 95% CI or above it on 1 of 2"
+        "with its mean inside the 95% CI of SB3 or above it on 1 of 2"
     )
 
 
@@ -363,7 +363,7 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| [SAC"))
     assert row == (
         "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | 6 | 2 | ours within or better than SB3 "
-        "on 1 of 1 envs by the test, with its mean inside SB3's 95% CI or above it on 1 of 1 |"
+        "on 1 of 1 envs by the test, with its mean inside the 95% CI of SB3 or above it on 1 of 1 |"
     )
     (tmp_path / "reports" / "sac-crosscheck" / "status.json").write_text('{"title": "x"')
     with pytest.raises(UserError, match=r"sac-crosscheck/status.json is not readable .*'rlrepro report all'"):
