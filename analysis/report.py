@@ -288,7 +288,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     versus = comparisons(inp)
     versus.to_csv(out_dir / "comparisons.csv", index=False)
     tallies = [
-        f"- {pair_tally(versus, label, base_label)}."
+        pair_tally(versus, label, base_label)
         for _, label, _, base_label in _pairs(inp)
         if not versus.empty and ((versus.ours == label) & (versus.baseline == base_label)).any()
     ]
@@ -297,7 +297,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         "title": title,
         "runs": len(inp.runs),
         "missing": len(inp.missing),
-        "verdicts": [line[2:-1] for line in tallies] or [tally(summary, inp.baseline_label)],
+        "verdicts": tallies or [tally(summary, inp.baseline_label)],
     }
     (out_dir / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     md = [
@@ -305,7 +305,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         f"Score: {inp.scoring}. "
         f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
         "",
-        *tallies,
+        *(f"- {line}." for line in tallies),
         *([""] if tallies else []),
         markdown_table(summary),
     ]
