@@ -248,22 +248,36 @@ def train_trpo(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger
 # -- off-policy (SAC, DDPG): deterministic evaluation episodes, as our off-policy driver runs them ----------
 class OffPolicyRecorder(BaseCallback):
     """Episodes at every step; SB3's training statistics every ``log_every`` steps; deterministic evaluation
-    episodes every ``eval_every`` steps on a separate env with our ``evaluate`` (same seeds as our runs)."""
+    episodes every ``eval_every`` steps on a separate env with our ``evaluate`` (same seeds as our runs).
+
+    The evaluation at step t sees the policy after step t's gradient steps, as in our driver: SB3 trains after
+    ``_on_step`` (between rollouts), so it runs at the next rollout's start, or at the end of training."""
 
     STATS = {"train/critic_loss": "critic_loss", "train/actor_loss": "actor_loss", "train/ent_coef": "alpha"}
 
     def __init__(self, logger: RunLogger, eval_env: gym.Env, schedule: OffPolicySchedule, seed: int):
         super().__init__()
         self.run_logger, self.eval_env, self.schedule, self.seed = logger, eval_env, schedule, seed
+        self.evaluated = 0
+
+    def _evaluate_if_due(self) -> None:
+        t, s = self.num_timesteps, self.schedule
+        if t > self.evaluated and (t % s.eval_every == 0 or t == s.total_steps):
+            self.evaluated = t
+            exploit = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
+            self.run_logger.evaluation(t, evaluate(self.eval_env, exploit, s.eval_episodes, self.seed + 10_000 + t))
+
+    def _on_rollout_start(self) -> None:
+        self._evaluate_if_due()
+
+    def _on_training_end(self) -> None:
+        self._evaluate_if_due()
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
             if "episode" in info:
                 self.run_logger.episode(self.num_timesteps, float(info["episode"]["r"]), int(info["episode"]["l"]))
         t, s = self.num_timesteps, self.schedule
-        if t % s.eval_every == 0 or t == s.total_steps:
-            exploit = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
-            self.run_logger.evaluation(t, evaluate(self.eval_env, exploit, s.eval_episodes, self.seed + 10_000 + t))
         if t % s.log_every == 0 or t == s.total_steps:
             values = self.model.logger.name_to_value
             stats = {ours: float(values[theirs]) for theirs, ours in self.STATS.items() if theirs in values}
