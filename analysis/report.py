@@ -33,7 +33,16 @@ from analysis.aggregate import (  # noqa: E402
 )
 from analysis.references import env_base  # noqa: E402
 from analysis.scoring import evaluation_curve, learning_curve  # noqa: E402
-from analysis.stats import CONFIDENCE, N_RESAMPLES, VERDICT_TEST, bootstrap_band, bootstrap_ci, verdict  # noqa: E402
+from analysis.stats import (  # noqa: E402
+    CONFIDENCE,
+    N_RESAMPLES,
+    VERDICT_TEST,
+    at_most_probability,
+    bootstrap_band,
+    bootstrap_ci,
+    ci_rule_rate_if_same,
+    verdict,
+)
 
 SUMMARY_COLUMNS = [
     "algo",
@@ -140,11 +149,14 @@ COMPARISON_COLUMNS = [
     "baseline_ci_low",
     "baseline_ci_high",
     "in_ci_or_above",
+    "ci_rule_rate_if_same",
     "p_value",
     "verdict",
 ]
 """``in_ci_or_above``: our mean inside the baseline's 95% bootstrap CI of its mean, or above it (a stricter
-check than the verdict's test when the baseline's seeds agree closely)."""
+check than the verdict's test when the baseline's seeds agree closely). ``ci_rule_rate_if_same``: how often that
+check holds when the two are one algorithm (their runs pooled and resampled; stats.ci_rule_rate_if_same), so a
+tally of it can be read against chance."""
 
 
 def _pairs(inp: ReportInput) -> list[tuple[str, str, str, str]]:
@@ -169,25 +181,40 @@ def comparisons(inp: ReportInput) -> pd.DataFrame:
             inside = bool(ours.mean() >= lo) if np.isfinite(lo) else bool(ours.mean() >= theirs.mean())
             rows.append(
                 [env, label, base_label, len(ours), len(theirs), float(ours.mean()), float(theirs.mean()), lo, hi]
-                + [inside, p, v]
+                + [inside, ci_rule_rate_if_same(ours, theirs), p, v]
             )
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
     """'within or better on k of n envs (test); mean inside the baseline's CI or above on m of n', over the envs
-    with a verdict (at least 2 seeds on each side)."""
+    with a verdict (at least 2 seeds on each side); an m below n is read against chance: how many envs the CI
+    check would pass, and how likely m or fewer would be, if the two were one algorithm."""
     rows = versus[(versus.ours == ours_label) & (versus.baseline == baseline_label) & (versus.verdict != "n/a")]
     ok, inside, n = int(rows.verdict.isin(["within", "better"]).sum()), int(rows.in_ci_or_above.sum()), len(rows)
+    rates = rows.ci_rule_rate_if_same.tolist()
+    chance = (
+        f" ({sum(rates):.1f} of {n} expected if the two were one algorithm; {inside} or fewer: probability "
+        f"{at_most_probability(inside, rates):.2f})"
+        if inside < n and np.isfinite(rates).all()
+        else ""
+    )
     return (
         f"{ours_label} within or better than {baseline_label} on {ok} of {n} envs by the test, "
-        f"with its mean inside the 95% CI of {baseline_label} or above it on {inside} of {n}"
+        f"with its mean inside the 95% CI of {baseline_label} or above it on {inside} of {n}{chance}"
     )
 
 
 def _with_p_text(table: pd.DataFrame) -> pd.DataFrame:
-    """p-values to three decimals as text (the table's other numbers take one decimal)."""
-    return table.assign(p_value=table.p_value.map(lambda p: "" if np.isnan(p) else f"{p:.3f}"))
+    """p-values to three decimals and rates to two as text (the table's other numbers take one decimal)."""
+    return table.assign(
+        p_value=table.p_value.map(lambda p: "" if np.isnan(p) else f"{p:.3f}"),
+        **(
+            {"ci_rule_rate_if_same": table.ci_rule_rate_if_same.map(lambda r: "" if np.isnan(r) else f"{r:.2f}")}
+            if "ci_rule_rate_if_same" in table
+            else {}
+        ),
+    )
 
 
 def _curve_kind(inp: ReportInput, run_dir: Path) -> str:
@@ -316,7 +343,8 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         md += [
             "",
             f"Each comparison ({VERDICT_TEST}; in_ci_or_above: the tested mean inside the baseline's 95% bootstrap "
-            "CI of its mean, or above it):",
+            "CI of its mean, or above it; ci_rule_rate_if_same: how often that holds when the two are one "
+            "algorithm, their runs pooled and resampled):",
             "",
             markdown_table(_with_p_text(versus), COMPARISON_COLUMNS),
         ]

@@ -73,6 +73,38 @@ def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple
     return ("better" if ours.mean() > theirs.mean() else "worse"), p
 
 
+def ci_rule_rate_if_same(
+    ours: np.ndarray, theirs: np.ndarray, seed: int = 0, samples: int = 2000, resamples: int = 1000
+) -> float:
+    """How often the CI check (ours' mean inside the baseline's percentile-bootstrap 95% CI of its mean, or above
+    it) holds when ours and the baseline are one algorithm: both seed samples, of their own sizes, drawn with
+    replacement from the two pooled (the null), ``samples`` times, each baseline sample's CI from ``resamples``
+    bootstrap resamples. NaN with fewer than 2 seeds on either side. A calibration of the check, not a test."""
+    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
+    if len(ours) < 2 or len(theirs) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([ours, theirs])
+    held = 0
+    for chunk in np.array_split(np.arange(samples), max(1, samples // 250)):
+        a = rng.choice(pool, (len(chunk), len(ours))).mean(axis=1)
+        b = rng.choice(pool, (len(chunk), len(theirs)))
+        boot = np.take_along_axis(b[:, None, :], rng.integers(0, len(theirs), (len(chunk), resamples, len(theirs))), 2)
+        low = np.percentile(boot.mean(axis=2), 100 * (1 - CONFIDENCE) / 2, axis=1)
+        held += int((a >= low).sum())
+    return held / samples
+
+
+def at_most_probability(k: int, rates: list[float]) -> float:
+    """P(at most k of independent events happen), event i with probability rates[i] (Poisson binomial)."""
+    dist = np.zeros(len(rates) + 1)
+    dist[0] = 1.0
+    for r in rates:
+        dist[1:] = dist[1:] * (1 - r) + dist[:-1] * r
+        dist[0] *= 1 - r
+    return float(dist[: k + 1].sum())
+
+
 # -- rliable's aggregate metrics (Agarwal et al. 2021), vectorised for the bootstrap -------------------------
 # Each takes one implementation's scores as a list of per-task arrays of per-seed scores, (..., n_seeds), where the
 # leading axes (if any) are bootstrap resamples; tests/test_report.py checks them against rliable's own.

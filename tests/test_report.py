@@ -4,7 +4,7 @@ import pytest
 
 from analysis.report import ReportInput, build_report
 from analysis.scoring import last_n_training_episodes, learning_curve
-from analysis.stats import bootstrap_ci, verdict
+from analysis.stats import bootstrap_ci, ci_rule_rate_if_same, verdict
 
 
 def test_score_is_the_mean_of_the_last_100_training_episodes():
@@ -215,6 +215,18 @@ def test_evaluation_curve_holds_the_latest_evaluation_mean():
     assert np.isnan(evaluation_curve(pd.DataFrame(), np.array([1, 2]))).all()
 
 
+def test_ci_rule_rate_if_same_follows_normal_theory():
+    """For two means of n draws from one normal, ours falls below the lower end of the baseline's 95% CI with
+    probability 1 - Phi(1.96 sqrt((n - 1) / n) / sqrt(2)) (their difference has sqrt(2) times one mean's sd; the
+    percentile bootstrap's CI is sqrt((n - 1) / n) narrower): 0.914 held at n = 40. Resampled from a pool of 80
+    normal draws, the rate is near it; all-equal runs always pass; one seed gives no rate."""
+    pool = np.random.default_rng(1).normal(size=80)
+    rate = ci_rule_rate_if_same(pool[:40], pool[40:], samples=1000, resamples=500)
+    assert rate == pytest.approx(0.914, abs=0.025)
+    assert ci_rule_rate_if_same(np.ones(3), np.ones(4)) == 1.0
+    assert np.isnan(ci_rule_rate_if_same(np.ones(1), np.ones(4)))
+
+
 def test_bootstrap_cis_are_reproducible_whatever_the_global_rng_state():
     from analysis.aggregate import per_env_iqm
 
@@ -249,16 +261,19 @@ def test_pair_tally_counts_only_envs_with_a_verdict():
 
     versus = pd.DataFrame(
         [
-            ["A", "ours", "SB3", 3, 3, 10.0, 9.0, 8.0, 10.0, True, 0.5, "within"],
-            ["B", "ours", "SB3", 1, 3, 10.0, 9.0, 8.0, 10.0, True, float("nan"), "n/a"],  # one seed: no test
-            ["C", "ours", "SB3", 3, 3, 1.0, 9.0, 8.0, 10.0, False, 0.01, "worse"],
+            ["A", "ours", "SB3", 3, 3, 10.0, 9.0, 8.0, 10.0, True, 0.9, 0.5, "within"],
+            ["B", "ours", "SB3", 1, 3, 10.0, 9.0, 8.0, 10.0, True, float("nan"), float("nan"), "n/a"],  # no test
+            ["C", "ours", "SB3", 3, 3, 1.0, 9.0, 8.0, 10.0, False, 0.8, 0.01, "worse"],
         ],
         columns=COMPARISON_COLUMNS,
     )
-    assert pair_tally(versus, "ours", "SB3") == (
+    assert pair_tally(versus, "ours", "SB3") == (  # 1 or fewer of 2: 1 - 0.9 * 0.8
         "ours within or better than SB3 on 1 of 2 envs by the test, "
-        "with its mean inside the 95% CI of SB3 or above it on 1 of 2"
+        "with its mean inside the 95% CI of SB3 or above it on 1 of 2 "
+        "(1.7 of 2 expected if the two were one algorithm; 1 or fewer: probability 0.28)"
     )
+    versus.loc[2, "in_ci_or_above"] = True  # every env passes the check: no reading against chance
+    assert pair_tally(versus, "ours", "SB3").endswith("or above it on 2 of 2")
 
 
 def test_summary_names_the_missing_runs(tmp_path):
