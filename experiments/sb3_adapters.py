@@ -416,6 +416,9 @@ def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
         f"{cfg.final_layer_init}].",
         "SB3's DDPG is TD3 with target smoothing, delayed updates and twin critics switched off "
         "(target_policy_noise has no effect with target_noise_clip 0).",
+        "SB3 adds the exploration noise to its uniform warm-up actions too (clipped to the bounds); ours (TD3's "
+        "protocol) takes them uniform. With these aligned, the two loops take the same actions "
+        "(tests/test_ddpg.py).",
     ]
     return kwargs, differences
 

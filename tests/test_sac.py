@@ -31,6 +31,7 @@ from replications.sac import (
     v_network,
     value_loss,
 )
+from tests.sb3_pairs import LegacyDraws, assert_same_episodes, time_limited_envs
 
 
 def load_ours_into_sb3(model: SAC, actor: dict, q1: dict, q2: dict, q1_target: dict, q2_target: dict) -> None:
@@ -176,16 +177,6 @@ def test_sac_gradient_steps_equal_sb3s_from_the_same_weights_and_minibatches(mon
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
-class LegacyDraws:
-    """Our driver's minibatch indices drawn as SB3's ``ReplayBuffer.sample`` draws them: from NumPy's global
-    generator (which both runs seed with the run's seed), the rows and then (one env) the env indices."""
-
-    def integers(self, low: int, high: int, size: int) -> np.ndarray:
-        rows = np.random.randint(low, high, size=size)
-        np.random.randint(0, 1, size=size)
-        return rows
-
-
 @pytest.mark.slow
 def test_sac_training_loop_equals_sb3s_learn_under_the_same_randomness(tmp_path, monkeypatch):
     """The whole cross-check pair, not only the gradient step: our off-policy driver with our SAC (warm-up,
@@ -200,8 +191,7 @@ def test_sac_training_loop_equals_sb3s_learn_under_the_same_randomness(tmp_path,
     cfg = dataclasses.replace(cfg, hidden_sizes=(32, 32), batch_size=32, warmup_steps=100, eval_every=300)
     cfg = dataclasses.replace(cfg, eval_episodes=2)
     shared_noise(monkeypatch, steepness=1.0)
-    make = gym.make
-    monkeypatch.setattr(gym, "make", lambda env_id, **kwargs: make(env_id, max_episode_steps=time_limit, **kwargs))
+    time_limited_envs(monkeypatch, time_limit)
     start: dict[str, dict] = {}
 
     def keep_start(cfg: SACConfig, actor, q1, q2, act_dim: int, v=None):  # noqa: ANN001, ANN202
@@ -223,11 +213,7 @@ def test_sac_training_loop_equals_sb3s_learn_under_the_same_randomness(tmp_path,
     monkeypatch.setattr(SAC, "_setup_model", setup_from_ours_start)
     train_sac("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
 
-    for table in ("episodes.csv", "evaluations.csv"):
-        ours, theirs = (pd.read_csv(tmp_path / impl / table) for impl in ("ours", "sb3"))
-        pd.testing.assert_frame_equal(ours.drop(columns="return"), theirs.drop(columns="return"))
-        np.testing.assert_allclose(ours["return"], theirs["return"], rtol=1e-4)
-    episodes = pd.read_csv(tmp_path / "ours" / "episodes.csv")
+    episodes = assert_same_episodes(tmp_path / "ours", tmp_path / "sb3")
     after_warmup = episodes[episodes.step > cfg.warmup_steps]
     assert (after_warmup.length == time_limit).any() and (after_warmup.length < time_limit).any()
     ours, theirs = torch.load(tmp_path / "ours" / "model.pt"), torch.load(tmp_path / "sb3" / "model.pt")["policy"]
