@@ -350,7 +350,7 @@ class ResultsStore:
         if not self.index_path.exists():
             return pd.DataFrame(columns=INDEX_COLUMNS)
         try:
-            df = pd.read_csv(self.index_path)
+            df = pd.read_csv(self.index_path, float_precision="round_trip")  # rewrites keep every digit
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise UserError(
                 f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "

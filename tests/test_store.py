@@ -35,6 +35,19 @@ def test_run_lifecycle_and_index(tmp_path):
     assert cfg["run_id"] == spec.run_id and cfg["hyperparameters"] == {"gamma": 0.99}
 
 
+def test_adding_rows_leaves_the_stored_rows_text_as_it_was(tmp_path):
+    """The index is rewritten on every completed run: the rows already there keep their exact text (a score
+    needing 17 significant digits is read back exactly, not a digit short)."""
+    store = ResultsStore(tmp_path)
+    _finish(store, _spec(seed=0), score=3678.4499874060107)
+    before = store.index_path.read_text()
+    assert "3678.4499874060107" in before
+    _finish(store, _spec(seed=1), score=2.0)
+    lines = store.index_path.read_text().splitlines()
+    assert set(before.splitlines()) <= set(lines) and len(lines) == 3
+    assert store.read_index().score.tolist() == [3678.4499874060107, 2.0]
+
+
 def test_unfinished_run_is_discarded_and_rerun(tmp_path):
     store = ResultsStore(tmp_path)
     spec = _spec()
