@@ -85,20 +85,22 @@ def test_ddpg_training_loop_equals_sb3s_learn_once_the_listed_differences_are_al
         ddpg.train("Hopper-v5", dataclasses.replace(cfg, action_layer=1), 0, steps, RunLogger(tmp_path / "ours"))
 
     # ours: actor net.{0,2,4}, critic first + rest.{0,2}; SB3: actor mu.{0,2,4}, critic qf0.{0,2,4}
-    critic_keys = {"first": "0", "rest.0": "2", "rest.2": "4"}
+    critic_layers = {"first": "0", "rest.0": "2", "rest.2": "4"}
+
+    def sb3_key(net: str, key: str) -> str:
+        if net == "actor":
+            return key.replace("net.", "mu.")
+        layer, param = key.rsplit(".", 1)
+        return f"qf0.{critic_layers[layer]}.{param}"
+
     setup_model = PaperDDPG._setup_model
 
     def setup_from_ours_start(self: PaperDDPG) -> None:
         setup_model(self)
-        actor = {key.replace("net.", "mu."): value for key, value in start["actor"].items()}
-        critic = {}
-        for key, value in start["critic"].items():
-            layer, param = key.rsplit(".", 1)
-            critic[f"qf0.{critic_keys[layer]}.{param}"] = value
-        for net, weights in ((self.actor, actor), (self.actor_target, actor)):
-            net.load_state_dict(weights)
-        for net in (self.critic, self.critic_target):
-            net.load_state_dict(critic)
+        for name, nets in (("actor", (self.actor, self.actor_target)), ("critic", (self.critic, self.critic_target))):
+            weights = {sb3_key(name, key): value for key, value in start[name].items()}
+            for net in nets:
+                net.load_state_dict(weights)
 
     monkeypatch.setattr(PaperDDPG, "_setup_model", setup_from_ours_start)
     train_ddpg("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
@@ -107,11 +109,9 @@ def test_ddpg_training_loop_equals_sb3s_learn_once_the_listed_differences_are_al
     assert (episodes.length == time_limit).any() and (episodes.length < time_limit).any()
     ours, theirs = torch.load(tmp_path / "ours" / "model.pt"), torch.load(tmp_path / "sb3" / "model.pt")["policy"]
     assert not torch.allclose(ours["actor"]["net.0.weight"], start["actor"]["net.0.weight"], atol=1e-3)
-    for key, value in ours["actor"].items():
-        torch.testing.assert_close(value, theirs[key.replace("net.", "actor.mu.")], rtol=0, atol=1e-5)
-    for key, value in ours["critic"].items():
-        layer, param = key.rsplit(".", 1)
-        torch.testing.assert_close(value, theirs[f"critic.qf0.{critic_keys[layer]}.{param}"], rtol=0, atol=1e-5)
+    for name in ("actor", "critic"):
+        for key, value in ours[name].items():
+            torch.testing.assert_close(value, theirs[f"{name}.{sb3_key(name, key)}"], rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow
