@@ -22,8 +22,9 @@ class AlgoEntry:
     name: str
     config_cls: type
     impls: dict[str, TrainFn]
-    impl_settings: dict[str, Callable[[Any], dict[str, Any]]]
-    """impl -> the library-specific settings derived from our config (part of the run's identity)."""
+    impl_settings: dict[str, Callable[[Any, str], dict[str, Any]]]
+    """impl -> (config, env id) -> the library-specific settings derived from our config for that env (part of
+    the run's identity)."""
     seed_parallel: TrainFn | None = None
     """``train(env_id, cfg, seeds, total_steps, loggers) -> [facts]``: several seeds of ours, batched."""
 

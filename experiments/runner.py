@@ -44,7 +44,7 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
     if steps <= 0:
         raise UserError(f"--steps must be a positive integer, got {steps}")
     cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
-    settings = entry.impl_settings[impl](cfg) if impl in entry.impl_settings else {}
+    settings = entry.impl_settings[impl](cfg, env) if impl in entry.impl_settings else {}
     return RunSpec(algo, impl, env, seed, steps, budget, identity(cfg), settings)
 
 

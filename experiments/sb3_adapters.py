@@ -7,6 +7,7 @@ training episodes through the same ``RunLogger`` (raw returns from SB3's ``Monit
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -58,7 +59,7 @@ def describe(kwargs: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(kwargs, default=default, sort_keys=True))
 
 
-def ppo_settings(cfg: PPOConfig) -> dict[str, Any]:
+def ppo_settings(cfg: PPOConfig, env_id: str) -> dict[str, Any]:
     return describe(ppo_kwargs(cfg)[0])
 
 
@@ -203,8 +204,23 @@ def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: 
     return _train(PPO, *ppo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
 
 
-def trpo_kwargs(cfg: TRPOConfig) -> tuple[dict[str, Any], list[str]]:
-    """sb3-contrib ``TRPO`` arguments equal to our config, and the differences it cannot remove."""
+@functools.cache
+def action_dims(env_id: str) -> int:
+    """k, the number of independent action dimensions of ``env_id`` (1 for a discrete action space)."""
+    env = gym.make(check_env_id(env_id))
+    space = env.action_space
+    env.close()
+    return int(np.prod(space.shape)) if isinstance(space, gym.spaces.Box) else 1
+
+
+def trpo_kwargs(cfg: TRPOConfig, action_dim: int) -> tuple[dict[str, Any], list[str]]:
+    """sb3-contrib ``TRPO`` arguments equal to our config, and the differences it cannot remove.
+
+    sb3-contrib's KL is ``kl_divergence(new, old).mean()`` over a per-dimension Gaussian: it divides by the
+    action dimension k as well as by the batch, where ours (the paper's) sums over dimensions. Its curvature
+    matrix is then F/k + damping I, so it is given ``target_kl = delta / k`` and ``cg_damping = damping / k``:
+    (F + damping I) / k, CG's solution k times ours, and its step sqrt(2 (delta/k) / (k^2 x'(F + d I)x/k)) k x
+    = ours; its line-search KL < delta / k is ours' summed KL < delta (tests/test_trpo_sb3.py)."""
     kwargs = dict(
         learning_rate=cfg.value_learning_rate,
         n_steps=cfg.horizon,
@@ -212,12 +228,12 @@ def trpo_kwargs(cfg: TRPOConfig) -> tuple[dict[str, Any], list[str]]:
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
         cg_max_steps=cfg.cg_iters,
-        cg_damping=cfg.cg_damping,
+        cg_damping=cfg.cg_damping / action_dim,
         line_search_shrinking_factor=cfg.line_search_shrink,
         line_search_max_iter=cfg.line_search_max_backtracks,
         n_critic_updates=cfg.value_epochs,
         normalize_advantage=cfg.normalize_advantages,
-        target_kl=cfg.max_kl,
+        target_kl=cfg.max_kl / action_dim,
         sub_sampling_factor=1,
         policy_kwargs=_policy_kwargs(
             cfg.hidden_sizes,
@@ -231,18 +247,22 @@ def trpo_kwargs(cfg: TRPOConfig) -> tuple[dict[str, Any], list[str]]:
     differences = [
         f"Fisher subsampling off in sb3-contrib (its sub_sampling_factor subsamples the gradient and line search "
         f"too, not only the Fisher-vector product as ours, every {cfg.fisher_subsample}th sample).",
-        "sb3-contrib's line search accepts KL < target_kl (strict), ours KL <= delta.",
+        f"sb3-contrib averages its KL over the {action_dim} action dimension(s) where ours sums them: it runs with "
+        f"target_kl = max_kl / {action_dim} and cg_damping = cg_damping / {action_dim}, which makes its "
+        "Fisher-vector product, CG solution and step ours.",
+        "sb3-contrib's line search bounds KL(pi_new || pi_old), ours KL(pi_old || pi_new) (the same to second "
+        "order, the quantity both steps are sized by); it accepts KL < target_kl (strict), ours KL <= delta.",
         "Observation clipping by SB3's VecNormalize (same running mean/var).",
     ]
     return kwargs, differences
 
 
-def trpo_settings(cfg: TRPOConfig) -> dict[str, Any]:
-    return describe(trpo_kwargs(cfg)[0])
+def trpo_settings(cfg: TRPOConfig, env_id: str) -> dict[str, Any]:
+    return describe(trpo_kwargs(cfg, action_dims(env_id))[0])
 
 
 def train_trpo(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    return _train(TRPO, *trpo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
+    return _train(TRPO, *trpo_kwargs(cfg, action_dims(env_id)), env_id, cfg, seed, total_steps, logger)
 
 
 # -- off-policy (SAC, DDPG): deterministic evaluation episodes, as our off-policy driver runs them ----------
@@ -362,7 +382,7 @@ def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
     return kwargs, differences
 
 
-def sac_settings(cfg: SACConfig) -> dict[str, Any]:
+def sac_settings(cfg: SACConfig, env_id: str) -> dict[str, Any]:
     return describe(sac_kwargs(cfg)[0])
 
 
@@ -423,7 +443,7 @@ def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
     return kwargs, differences
 
 
-def ddpg_settings(cfg: DDPGConfig) -> dict[str, Any]:
+def ddpg_settings(cfg: DDPGConfig, env_id: str) -> dict[str, Any]:
     return describe(ddpg_kwargs(cfg)[0])
 
 
