@@ -32,7 +32,7 @@ from analysis.aggregate import (  # noqa: E402
     random_scores,
 )
 from analysis.references import env_base  # noqa: E402
-from analysis.scoring import evaluation_curve, learning_curve  # noqa: E402
+from analysis.scoring import evaluation_curve, learning_curve, read_run_table  # noqa: E402
 from analysis.stats import (  # noqa: E402
     CONFIDENCE,
     N_RESAMPLES,
@@ -223,10 +223,11 @@ def _curve_kind(inp: ReportInput, run_dir: Path) -> str:
     return "evaluation" if inp.curves == "evaluation" and (run_dir / "evaluations.csv").exists() else "training"
 
 
-def _curve(inp: ReportInput, run_dir: Path, grid: np.ndarray) -> np.ndarray:
+def _curve(inp: ReportInput, run_dir: Path, grid: np.ndarray, n_episodes: int) -> np.ndarray:
     if _curve_kind(inp, run_dir) == "evaluation":
-        return evaluation_curve(pd.read_csv(run_dir / "evaluations.csv"), grid)
-    return learning_curve(pd.read_csv(run_dir / "episodes.csv"), grid, CURVE_WINDOW)
+        return evaluation_curve(read_run_table(run_dir / "evaluations.csv", ("step", "return")), grid)
+    episodes = read_run_table(run_dir / "episodes.csv", ("step", "return"), n_episodes)
+    return learning_curve(episodes, grid, CURVE_WINDOW)
 
 
 def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
@@ -236,10 +237,13 @@ def curves_figure(inp: ReportInput, env: str) -> plt.Figure:
     grid = np.linspace(0, max_steps, 101)
     labels = {"ours": "ours", **dict(inp.baselines)}
     for impl, color in zip(inp.impls, COLORS, strict=False):
-        paths = env_runs[env_runs.impl == impl].sort_values("seed").path
+        chosen = env_runs[env_runs.impl == impl].sort_values("seed")
+        paths = chosen.path
         if len(paths) == 0:
             continue
-        matrix = np.stack([_curve(inp, inp.results_root / p, grid) for p in paths])
+        matrix = np.stack(
+            [_curve(inp, inp.results_root / p, grid, int(n)) for p, n in zip(paths, chosen.n_episodes, strict=True)]
+        )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before the first episode ends
             mean = np.nanmean(matrix, axis=0)

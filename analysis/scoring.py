@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from replications.core.errors import UserError
+
+
+def read_run_table(path: Path, columns: tuple[str, ...], rows: int | None = None) -> pd.DataFrame:
+    """A run's episodes.csv or evaluations.csv, checked whole: present, ending in a newline (not cut
+    mid-line), ``columns`` numeric and filled, and ``rows`` rows where the index says how many; a UserError
+    naming the file otherwise."""
+    fix = "nothing was written; restore the file from the run's copy (git, a backup), or run the run again"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror.lower() if exc.strerror else 'unreadable'}; {fix}") from None
+    if raw and not raw.endswith(b"\n"):
+        raise UserError(f"{path}: cut short (its last line has no newline); {fix}")
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path}: unreadable ({str(exc).splitlines()[0]}); {fix}") from None
+    for col in columns:
+        if col not in table.columns:
+            raise UserError(f"{path}: no '{col}' column; {fix}")
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = table.index[values.isna() & ~table[col].astype(str).str.lower().isin(["nan"])]
+        if len(bad):
+            raise UserError(f"{path} line {int(bad[0]) + 2}: '{col}' is {table.at[bad[0], col]!r}, not a number; {fix}")
+        table[col] = values
+    if rows is not None and len(table) != rows:
+        raise UserError(f"{path}: {len(table)} rows where the run's meta.json counts {rows}; {fix}")
+    return table
 
 
 def last_n_training_episodes(episodes: pd.DataFrame, n: int) -> float:

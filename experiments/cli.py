@@ -19,8 +19,40 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def _csv(text: str) -> list[str]:
-    return [t for t in text.split(",") if t]
+def _csv(text: str | None, option: str, example: str) -> list[str] | None:
+    """The items of a comma-separated option (None if it was not given); an empty item is an error, so that
+    ``--envs ,`` is never read as no choice (the whole grid)."""
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise UserError(f"{option} {text!r} has an empty item; give one or more comma-separated names, e.g. {example}")
+    return items
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of a count (``--workers``, ``--seed-parallel``): checked before any planning or file."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _check_writable(path: Path, option: str, *, file: bool = False) -> None:
+    """Fail before any work if ``path`` (a directory to write into, or with ``file`` a file to write) cannot be
+    written: it is of the other kind, a file stands where a folder of it would go, or the folder is read-only."""
+    if path.exists() and path.is_dir() == file:
+        raise UserError(
+            f"{option} {path} is {'a directory' if file else 'a file'}; give a {'file' if file else 'directory'} path"
+        )
+    nearest = path if path.exists() else next(p for p in path.parents if p.exists())
+    if nearest != path and not nearest.is_dir():
+        raise UserError(f"{option} {path}: {nearest} is a file, not a directory")
+    if not os.access(nearest, os.W_OK):
+        raise UserError(f"{option} {path} is not writable ({nearest} is read-only)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -63,25 +95,25 @@ def _grid(args: argparse.Namespace) -> list:
     from experiments.runner import plan_grid
     from replications.core.config import parse_overrides
 
-    envs = _csv(args.envs) if args.envs else None
-    impls = _csv(args.impl) if args.impl else None
     return plan_grid(
         args.algo,
         args.budget,
         seeds=args.seeds,
-        envs=envs,
-        impls=impls,
+        envs=_csv(args.envs, "--envs", "CartPole-v1,Pendulum-v1"),
+        impls=_csv(args.impl, "--impl", "ours,sb3"),
         overrides=parse_overrides(args.set),
         steps=args.steps,
     )
 
 
 def _replicate(args: argparse.Namespace) -> int:
-    from experiments.publish import publish_report, publish_run
+    from experiments.publish import GridPublisher, publish_report, publish_run
     from experiments.runner import results_root, run_grid
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
+    if not args.no_report:
+        _check_writable(Path(args.reports), "--reports")
     specs = _grid(args)
     to_run = specs
     if args.with_comparators:  # our other algorithms' runs that this algorithm's report sets it against
@@ -95,11 +127,12 @@ def _replicate(args: argparse.Namespace) -> int:
         to_run = specs + [s for s in dict.fromkeys(others) if s not in specs]
         print(f"with comparators ({', '.join(label for *_, label in compare)}): {len(to_run) - len(specs)} more runs")
     store = ResultsStore(results_root(args.results))
+    publisher = GridPublisher(args.wandb_project) if args.wandb else None
     after = None
-    if args.wandb:
+    if publisher is not None:
 
         def after(spec, row):  # noqa: ANN001
-            publish_run(store.path(spec), project=args.wandb_project)
+            publisher.publish(publish_run, store.path(spec))
 
     _, failures = run_grid(
         to_run,
@@ -118,10 +151,12 @@ def _replicate(args: argparse.Namespace) -> int:
             args.algo, args.budget, store, Path(args.reports), specs, parse_overrides(args.set), args.steps
         )
         print(f"report: {out / 'index.html'}")
-        if args.wandb:
-            publish_report(out, project=args.wandb_project)
+        if publisher is not None:
+            publisher.publish(publish_report, out)
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
+    if publisher is not None:
+        publisher.close()
     return 1 if failures else 0
 
 
@@ -132,6 +167,7 @@ def _report(args: argparse.Namespace) -> int:
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
+    _check_writable(Path(args.reports), "--reports")
     store = ResultsStore(results_root(args.results))
     if args.algo != "all":
         out = write_report(
@@ -169,11 +205,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     from experiments.publish import publish_report, publish_run
+    from experiments.registry import get_algo
     from experiments.reporting import report_dir
     from experiments.runner import results_root
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
+    get_algo(args.algo)  # a name, never a path
     out = report_dir(Path(args.reports), args.algo, args.budget, parse_overrides(args.set), args.steps)
     if not (out / "summary.csv").exists():
         raise UserError(
@@ -201,7 +239,10 @@ def _index(args: argparse.Namespace) -> int:
             print(f"skipped {line}")
         print(f"{len(imported)} run(s) imported into {store.root}, {len(skipped)} skipped; index: {store.index_path}")
     elif args.rebuild:
-        print(f"rebuilt {store.index_path} from {store.rebuild_index()} complete run directories")
+        n, skipped = store.rebuild_index()
+        for line in skipped:
+            print(f"skipped {line}", file=sys.stderr)
+        print(f"rebuilt {store.index_path} from {n} complete run directories")
     else:
         print(store.read_index().to_string(index=False))
     return 0
@@ -210,12 +251,14 @@ def _index(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from experiments.bench import bench
 
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_writable(out, "--out", file=True)
     os.environ["RLREPRO_DEVICE"] = args.device
     if args.cuda_graph:
         if not args.device.startswith("cuda"):
             raise UserError("--cuda-graph needs --device cuda (a CUDA graph replays GPU kernels)")
         os.environ["RLREPRO_CUDA_GRAPH"] = "1"
-    out = Path(args.out) if args.out else None
     if args.seed_parallel > 1:
         from experiments.bench import bench_seed_parallel
 
@@ -285,13 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--impl", default=None, help="comma-separated: ours,sb3 (default: every implementation of ALGO)")
     r.add_argument("--steps", type=int, default=None, help="override every env's step budget")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a hyperparameter (JSON value)")
-    r.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local backend: worker processes")
+    r.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="local backend: worker processes")
     r.add_argument("--backend", default="local", help="local (a process pool here, the default) | ray")
     r.add_argument("--address", default=None, help="ray backend: the cluster's HOST:PORT (default: start one here)")
     r.add_argument("--gpus-per-run", type=float, default=0.0, help="ray backend: GPUs each run asks for")
     r.add_argument(
         "--seed-parallel",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="K",
         help="train up to K seeds of one config in one process with batched networks (ours; PPO, TRPO, NPG)",
@@ -351,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="also write the result as JSON here")
     b.add_argument(
         "--seed-parallel",
-        type=int,
+        type=_positive_int,
         default=1,
         metavar="K",
         help="aggregate env steps/s of K seeds batched in one process vs K sequential runs (ours and SB3)",
@@ -367,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("regress", help="is the current code a significant regression against the baseline?")
     g.add_argument("algo")
     g.add_argument("--update-baseline", action="store_true", help="rewrite the baseline after a deliberate change")
-    g.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="run the suite with these overrides")
     g.set_defaults(func=_regress)
 
@@ -389,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rlrepro: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rlrepro: interrupted; finished runs are kept, unfinished ones re-run next time", file=sys.stderr)
+        print(
+            "rlrepro: interrupted; finished runs are kept, unfinished ones resume from their last checkpoint next time",
+            file=sys.stderr,
+        )
         return 130
 
 

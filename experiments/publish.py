@@ -4,8 +4,10 @@ publish can simply be retried.
 
 Without ``WANDB_API_KEY`` (and no ``wandb login``), runs are written offline under ``wandb/`` and the
 command prints how to upload them later with ``wandb sync``. Online and offline take the same code path;
-only ``mode`` differs. ``read_offline_run`` reads an offline run file back (used by the tests, and handy to
-check what a sync would upload).
+only ``mode`` differs. ``wandb.init`` gives up after ``INIT_TIMEOUT_S`` (``$WANDB_INIT_TIMEOUT`` if set; W&B's
+own default retries a dead connection for 90 s); online, a failed init raises ``WandbUnreachable``, a one-line
+error that stops the command at its first attempt. ``read_offline_run`` reads an offline run file back (used
+by the tests, and handy to check what a sync would upload).
 """
 
 from __future__ import annotations
@@ -15,12 +17,43 @@ import json
 import os
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from replications.core.errors import UserError
+
 WANDB_DIR = Path(os.environ.get("RLREPRO_WANDB_DIR", "."))
+INIT_TIMEOUT_S = 15.0
+
+
+class WandbUnreachable(UserError):
+    """Online, ``wandb.init`` failed: no publish of this command will get through, so it stops trying."""
+
+
+class GridPublisher:
+    """``replicate --wandb``: publishes each run as it finishes, then the report. Once W&B is found unreachable
+    it says so and publishes nothing more (the grid goes on, with no timeout per run); ``close`` then raises that
+    error for the command to end with."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.unreachable: WandbUnreachable | None = None
+
+    def publish(self, publish: Callable[..., Path | None], path: Path) -> None:
+        """``publish(path)`` (``publish_run`` or ``publish_report``), unless W&B was found unreachable."""
+        if self.unreachable is None:
+            try:
+                publish(path, project=self.project)
+            except WandbUnreachable as exc:
+                self.unreachable = exc
+                print(f"warning: {exc}; the grid goes on without publishing", flush=True)
+
+    def close(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
 
 
 def _mode() -> str:
@@ -39,6 +72,30 @@ def _finish(run: Any, mode: str) -> None:
         print(f"W&B offline run written to {run_dir}; upload it later with: wandb sync {run_dir}")
 
 
+def _init(mode: str, **kwargs: Any) -> Any:
+    """``wandb.init`` (offline or online, the same call) with a short timeout; online, a failure is
+    ``WandbUnreachable``."""
+    import wandb
+
+    timeout = float(os.environ.get("WANDB_INIT_TIMEOUT", INIT_TIMEOUT_S))
+    try:
+        return wandb.init(
+            mode=mode,
+            dir=str(WANDB_DIR),
+            reinit="create_new",
+            settings=wandb.Settings(init_timeout=timeout),
+            **kwargs,
+        )
+    except Exception as exc:
+        if mode != "online":
+            raise
+        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WandbUnreachable(
+            f"W&B is unreachable ({cause}); nothing more was published, local results are unchanged; "
+            "publish offline with WANDB_MODE=offline (upload later with wandb sync), or retry when online"
+        ) from exc
+
+
 def _abandon(run: Any) -> None:
     """Close a W&B run that failed part-way (so a retry starts clean); its own errors are ignored."""
     if run is not None:
@@ -47,9 +104,8 @@ def _abandon(run: Any) -> None:
 
 
 def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
-    """Publish one stored run; returns the local W&B run directory (None if W&B failed: results stay)."""
-    import wandb
-
+    """Publish one stored run; returns the local W&B run directory (None if W&B failed: results stay).
+    Raises ``WandbUnreachable`` if W&B cannot be reached online."""
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -58,14 +114,12 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
     mode = _mode()
     run = None
     try:
-        run = wandb.init(
+        run = _init(
+            mode,
             project=project,
             name=f"{config['algo']}-{config['impl']}-{config['env']}-s{config['seed']}",
             id=config["run_id"],
             resume="allow",
-            dir=str(WANDB_DIR),
-            mode=mode,
-            reinit="create_new",
             config={
                 **config,
                 "provenance": {k: meta.get(k) for k in ("commit", "dirty", "packages", "cpu", "gpu")},
@@ -95,28 +149,24 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
         local = Path(run.dir).parent
         _finish(run, mode)
         return local
-    except Exception as exc:  # W&B down, misconfigured or failing mid-way: the local run is untouched
+    except WandbUnreachable:
+        raise
+    except Exception as exc:  # W&B misconfigured or failing mid-way: the local run is untouched
         _abandon(run)
         print(f"warning: W&B publish of {run_dir} failed ({exc}); results are local; retry later")
         return None
 
 
 def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
-    """Publish a report's summary table and figures as one W&B run of job type 'report'."""
+    """Publish a report's summary table and figures as one W&B run of job type 'report' (None if W&B failed;
+    ``WandbUnreachable`` if it cannot be reached online)."""
     import wandb
 
     report_dir = Path(report_dir)
     mode = _mode()
     run = None
     try:
-        run = wandb.init(
-            project=project,
-            name=f"report-{report_dir.name}",
-            job_type="report",
-            dir=str(WANDB_DIR),
-            mode=mode,
-            reinit="create_new",
-        )
+        run = _init(mode, project=project, name=f"report-{report_dir.name}", job_type="report")
         summary = pd.read_csv(report_dir / "summary.csv")
         run.log({"summary": wandb.Table(dataframe=summary)})
         for png in sorted(report_dir.glob("*.png")):
@@ -124,6 +174,8 @@ def publish_report(report_dir: Path, project: str = "rlrepro") -> Path | None:
         local = Path(run.dir).parent
         _finish(run, mode)
         return local
+    except WandbUnreachable:
+        raise
     except Exception as exc:
         _abandon(run)
         print(f"warning: W&B publish of {report_dir} failed ({exc}); the report is local; retry later")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,7 @@ import pandas as pd
 
 from analysis.references import paper_values
 from analysis.report import ReportInput, build_report
-from experiments.store import ResultsStore, RunSpec
+from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
 from replications.core.errors import UserError
 
@@ -45,6 +50,11 @@ def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
         return ": not run yet"
     if meta.get("status") == "failed":
         return f": FAILED, excluded from the analysis ({meta.get('error', 'no error recorded')})"
+    if meta.get("status") == "complete":
+        raise UserError(
+            f"run {store.path(spec)} is complete but not in the results index {store.index_path}; nothing was "
+            "written; rebuild the index from the run directories with 'rlrepro index --rebuild'"
+        )
     return f": unfinished ({meta.get('status')}), excluded from the analysis"
 
 
@@ -238,7 +248,49 @@ def write_report(
         variant=variant_name(overrides, steps),
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
-    build_report(inp, out)
+    if runs.empty:
+        raise UserError(
+            f"no complete runs of the {algo} '{budget}' grid in {store.root} (is --results right?); nothing was "
+            f"written" + (f", the report at {out} is left as it was" if out.exists() else "")
+        )
+    with report_folder(out) as tmp:
+        build_report(inp, tmp)
+        _write_grid(tmp, algo, budget, envs, specs, steps, overrides)
+    return out
+
+
+@contextlib.contextmanager
+def report_folder(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out`` to write a report into; moved into place as ``out`` only if everything
+    in the block succeeded (a failed report leaves the previous one whole)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    except OSError as exc:
+        raise UserError(
+            f"cannot write reports under {out.parent}: {exc.strerror or exc}; nothing was written"
+        ) from None
+    readable_as_umask_allows(tmp, directory=True)
+    try:
+        yield tmp
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_grid(
+    out: Path,
+    algo: str,
+    budget: str,
+    envs: list[str],
+    specs: list[RunSpec],
+    steps: int | None,
+    overrides: dict[str, Any] | None,
+) -> None:
     grid = {
         "algo": algo,
         "budget": budget,
@@ -249,7 +301,6 @@ def write_report(
         "overrides": overrides or {},
     }
     (out / GRID_FILE).write_text(json.dumps(grid, indent=1) + "\n")
-    return out
 
 
 GRID_FILE = "grid.json"
@@ -305,11 +356,12 @@ def write_overview(reports_root: Path) -> Path:
             + figures
         )
     out = reports_root / "index.html"
-    out.write_text(
+    write_atomic(
+        out,
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rlrepro reports</title>'
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:"
         "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-        "<h1>rlrepro: all replications</h1>" + "".join(sections_html) + "</body></html>\n"
+        "<h1>rlrepro: all replications</h1>" + "".join(sections_html) + "</body></html>\n",
     )
-    (reports_root / "summary.md").write_text("# rlrepro: all replications\n\n" + "\n".join(sections_md))
+    write_atomic(reports_root / "summary.md", "# rlrepro: all replications\n\n" + "\n".join(sections_md))
     return out

@@ -41,11 +41,24 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
     entry = get_algo(algo)
     check_impls(entry, [impl])
     check_env_id(env)
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     if steps <= 0:
         raise UserError(f"--steps must be a positive integer, got {steps}")
     cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
+    _check_one_iteration(algo, env, cfg, steps)
     settings = entry.impl_settings[impl](cfg, env) if impl in entry.impl_settings else {}
     return RunSpec(algo, impl, env, seed, steps, budget, identity(cfg), settings)
+
+
+def _check_one_iteration(algo: str, env: str, cfg: Any, steps: int) -> None:
+    """An on-policy algorithm trains whole iterations of ``cfg.horizon`` env steps (ceil(steps / horizon) of
+    them, as SB3 does): a budget below one iteration would train a whole one, more than was asked for."""
+    horizon = getattr(cfg, "horizon", 1)
+    if steps < horizon:
+        raise UserError(
+            f"--steps {steps} is less than one iteration of {algo} (horizon {horizon} on {env}); use at least {horizon}"
+        )
 
 
 def plan_grid(
@@ -113,7 +126,7 @@ def execute(spec: RunSpec, store: ResultsStore, on_progress: Callable[[int, floa
         facts = entry.impls[spec.impl](spec.env, cfg, spec.seed, spec.steps, logger)
     except BaseException as exc:
         logger.close()
-        store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
+        _stopped(spec, store, exc)
         raise
     logger.close()
     return _complete(spec, store, logger, facts)
@@ -149,7 +162,7 @@ def execute_group(specs: list[RunSpec], store: ResultsStore, on_progress: Progre
     except BaseException as exc:
         for spec, logger in zip(specs, loggers, strict=True):
             logger.close()
-            store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
+            _stopped(spec, store, exc)
         raise
     for logger in loggers:
         logger.close()
@@ -157,6 +170,15 @@ def execute_group(specs: list[RunSpec], store: ResultsStore, on_progress: Progre
         _complete(spec, store, logger, {**f, "seed_parallel": len(specs)})
         for spec, logger, f in zip(specs, loggers, facts, strict=True)
     ]
+
+
+def _stopped(spec: RunSpec, store: ResultsStore, exc: BaseException) -> None:
+    """A run that raised: failed, unless it was interrupted (Ctrl-C), which leaves it ``running`` with its last
+    checkpoint, so the next ``train``/``replicate`` resumes it, as after a kill."""
+    if isinstance(exc, KeyboardInterrupt):
+        store.interrupted(spec)
+    else:
+        store.fail(spec, "".join(traceback.format_exception_only(exc)).strip())
 
 
 def _complete(spec: RunSpec, store: ResultsStore, logger: RunLogger, facts: dict) -> dict:

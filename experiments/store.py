@@ -11,19 +11,25 @@ Layout under the results root::
         progress.csv     per-iteration statistics          episodes.csv   per-episode raw returns
         normalization.npz  the env normalisation statistics at the end of training
 
-Every file is written atomically (temp file + rename). A run's row enters ``index.csv`` only after its
-directory is complete, so an interrupted run never leaves a row that analysis would count. A run directory
-whose status is not ``complete`` is re-run: from its checkpoint (``checkpoint.pt``, see
-replications/core/checkpoint.py) when it was killed while running under the same git commit, from scratch
-otherwise (a failed run, a run without a checkpoint, or one started by other code).
+Every file is written atomically (temp file + rename), readable as the umask allows. A run's row enters
+``index.csv`` only after its directory is complete, so an interrupted run never leaves a row that analysis
+would count. The index is a cache derived from the run directories: every read validates it whole (a cut or
+edited row is an error naming its line, never a silently dropped run), and ``rebuild_index`` derives it again.
+Only directories named ``seed<N>-<run id>`` whose config.json agrees count as runs; another name (a backup
+copy) is named and skipped, and a run directory whose meta.json or config.json cannot be read is an error
+naming it, never dropped, deleted or re-run. A run whose status is ``running`` or ``failed`` is re-run: from
+its checkpoint (``checkpoint.pt``, plain data, see replications/core/checkpoint.py) when it was stopped while
+running under the same git commit, from scratch otherwise. A complete run is deleted only by ``train --force``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -114,10 +120,22 @@ def _dir_lock(path: Path) -> FileLock:
     return FileLock(str(path.parent / f".{path.name}.lock"), timeout=0)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def readable_as_umask_allows(path: Path, directory: bool = False) -> None:
+    """``mkstemp``/``mkdtemp`` create 0600/0700; give the file the mode an ordinary create would have."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        readable_as_umask_allows(Path(tmp))
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -184,6 +202,90 @@ def _index_row(cfg: dict[str, Any], meta: dict[str, Any], relpath: str) -> dict[
     return {**row, "finished_at": meta["ended_at"], "path": relpath}
 
 
+RUN_DIR_NAME = re.compile(r"seed(0|[1-9][0-9]*)-[0-9a-f]{12}")
+"""The name of a run directory: ``seed<N>-<run id>``."""
+_COMPLETE_FIELDS = {"ended_at": str, "score": float, "steps": int, "n_episodes": int}
+
+
+def check_meta(meta: Any, where: Path | str) -> dict[str, Any]:
+    """``meta`` if it is a run's meta.json (an object with a status; a complete run's with its results), else
+    a UserError naming the file."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("status"), str):
+        raise UserError(f"{where}: not a run's meta.json (a JSON object with a 'status'); nothing was changed")
+    if meta["status"] == "complete":
+        for key, kind in _COMPLETE_FIELDS.items():
+            value = meta.get(key)
+            ok = isinstance(value, kind | int if kind is float else kind) and not isinstance(value, bool)
+            if not ok or (kind is float and not math.isfinite(value) and not math.isnan(value)):
+                raise UserError(
+                    f"{where}: a complete run's meta.json needs '{key}' ({kind.__name__}), it has {value!r}; "
+                    "nothing was changed"
+                )
+    return meta
+
+
+def read_meta(run_dir: Path) -> dict[str, Any] | None:
+    """A run directory's meta.json, checked (``check_meta``); None when the file does not exist."""
+    path = run_dir / "meta.json"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable ({exc.strerror}); nothing was changed") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; nothing was changed") from None
+    try:
+        return check_meta(json.loads(text), path)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); nothing was changed") from None
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A run directory's config.json and the place it puts the run; a UserError naming the file if unreadable."""
+    path = run_dir / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+        run_relpath(cfg["algo"], cfg["env"], cfg["impl"], cfg["seed"], cfg["run_id"])
+    except FileNotFoundError:
+        raise UserError(f"{path}: missing; nothing was changed") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: unreadable ({type(exc).__name__}: {exc}); nothing was changed") from None
+    return cfg
+
+
+def check_index(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``df`` if every row of the index is whole and consistent, else a UserError naming the first bad line."""
+    missing = [c for c in INDEX_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"results index {path} is corrupt (missing columns {missing}); {_REBUILD}")
+    problems: list[tuple[int, str]] = []
+    required = [c for c in INDEX_COLUMNS if c not in ("commit", "cpu", "wall_s", "sps", "dirty")]
+    for col in required:
+        for i in df.index[df[col].isna()]:
+            problems.append((i, f"'{col}' is empty"))
+    for col in ("score", "seed", "steps", "n_episodes"):
+        numeric = pd.to_numeric(df[col], errors="coerce")
+        for i in df.index[numeric.isna() & df[col].notna()]:
+            problems.append((i, f"'{col}' is {df.at[i, col]!r}, not a number"))
+    if not problems:
+        for i, row in df.iterrows():
+            seed = float(row.seed)
+            if seed < 0 or seed != int(seed):
+                problems.append((i, f"seed {row.seed!r} is not a non-negative integer"))
+            elif row.path != run_relpath(row.algo, row.env, row.impl, int(seed), row.run_id):
+                problems.append((i, f"path {row.path!r} is not where run {row.run_id} belongs"))
+        for i in df.index[df.run_id.duplicated(keep="first")]:
+            problems.append((i, f"run {df.at[i, 'run_id']} is listed twice"))
+    if problems:
+        i, what = min(problems)
+        raise UserError(f"results index {path} line {int(i) + 2}: {what}; {_REBUILD}")
+    return df
+
+
+_REBUILD = "nothing was changed; rebuild it from the run directories with 'rlrepro index --rebuild'"
+
+
 class RunBusy(UserError):
     """Another live process holds the run's lock: it is running that run now."""
 
@@ -229,15 +331,18 @@ class ResultsStore:
         return self.meta_at(spec.relpath())
 
     def meta_at(self, relpath: str | Path) -> dict[str, Any] | None:
-        """A run directory's meta.json (``relpath`` as the index's ``path`` column); None if unreadable."""
-        try:
-            return json.loads((self.root / relpath / "meta.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
+        """A run directory's meta.json (``relpath`` as the index's ``path`` column); None if there is none; a
+        UserError naming the file if it cannot be read."""
+        return read_meta(self.root / relpath)
 
     def is_complete(self, spec: RunSpec) -> bool:
+        """Whether ``spec``'s directory holds its complete run (a UserError naming the file if the directory
+        holds a run whose meta.json or config.json cannot be read)."""
         meta = self.meta(spec)
-        return bool(meta) and meta.get("status") == "complete"
+        if meta is None or meta["status"] != "complete":
+            return False
+        read_config(self.path(spec))
+        return True
 
     def resumable(self, spec: RunSpec) -> bool:
         """Killed while running (status still ``running``), with a checkpoint, under the current commit."""
@@ -273,6 +378,7 @@ class ResultsStore:
             write_atomic(path / "meta.json", json.dumps(meta, indent=2))
             return path
         if path.exists():
+            self._check_unfinished(path)
             shutil.rmtree(path)
         path.mkdir(parents=True)
         write_atomic(
@@ -288,6 +394,22 @@ class ResultsStore:
         }
         write_atomic(path / "meta.json", json.dumps(meta, indent=2))
         return path
+
+    @staticmethod
+    def _check_unfinished(path: Path) -> None:
+        """A directory ``begin`` may start over: an unfinished (running or failed) run's, or an empty one."""
+        meta = read_meta(path)
+        if meta is None and any(path.iterdir()):
+            raise UserError(
+                f"run directory {path} holds files ({', '.join(sorted(p.name for p in path.iterdir())[:4])}) but "
+                "no meta.json: it may be a finished run; nothing was changed; restore its meta.json, or move the "
+                "directory away to run it again"
+            )
+        if meta is not None and meta["status"] not in ("running", "failed"):
+            raise UserError(
+                f"run directory {path} has status {meta['status']!r}; nothing was changed; a complete run is "
+                "run again only with 'rlrepro train --force'"
+            )
 
     def install(self, spec: RunSpec, files: dict[str, bytes]) -> dict[str, Any]:
         """Add a run finished elsewhere (a Ray node) from its directory's files; returns its index row."""
@@ -316,6 +438,10 @@ class ResultsStore:
         meta = self.meta(spec) or {}
         meta.update(status="failed", error=error, ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_atomic(self.path(spec) / "meta.json", json.dumps(meta, indent=2))
+        self._release(spec)
+
+    def interrupted(self, spec: RunSpec) -> None:
+        """Let go of ``spec`` after a Ctrl-C: its status stays ``running`` and its checkpoint stays, so it resumes."""
         self._release(spec)
 
     def complete(
@@ -356,13 +482,11 @@ class ResultsStore:
                 f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "
                 f"nothing was changed; rebuild it with 'rlrepro index --rebuild'"
             ) from exc
-        missing = [c for c in INDEX_COLUMNS if c not in df.columns]
-        if missing:
-            raise UserError(
-                f"results index {self.index_path} is corrupt (missing columns {missing}); nothing "
-                f"was changed; rebuild it with 'rlrepro index --rebuild'"
-            )
-        return df
+        if df.empty and not self.index_path.read_bytes().strip():
+            raise UserError(f"results index {self.index_path} is empty (no header); {_REBUILD}")
+        if not self.index_path.read_bytes().endswith(b"\n"):
+            raise UserError(f"results index {self.index_path} is cut short (no newline at its end); {_REBUILD}")
+        return check_index(df, self.index_path)
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -373,14 +497,18 @@ class ResultsStore:
             df = df.sort_values(["algo", "env", "impl", "seed", "run_id"])
             write_atomic(self.index_path, df.to_csv(index=False))
 
-    def rebuild_index(self) -> int:
-        """Rebuild ``index.csv`` from the complete run directories; returns the number of runs."""
+    def rebuild_index(self) -> tuple[int, list[str]]:
+        """Rebuild ``index.csv`` from the complete run directories; returns (number of runs, directories skipped
+        with the reason: names that are not a run's, such as backup copies). A run directory that cannot be
+        read stops the rebuild with its name, and the index is left as it was."""
+        if not (self.root / "runs").is_dir():
+            raise UserError(f"no runs/ folder under {self.root}: not a results root; nothing was changed")
         with self._lock:  # scanned under the lock too: a run completing meanwhile is not dropped
-            runs = _run_dirs(self.root)
-            rows = [_index_row(cfg, meta, rel) for rel, cfg, meta, _ in runs if meta["status"] == "complete"]
+            runs, skipped = scan_runs(self.root)
+            rows = [_index_row(cfg, meta, rel) for rel, cfg, meta in runs if meta["status"] == "complete"]
             df = pd.DataFrame(rows, columns=INDEX_COLUMNS).sort_values(["algo", "env", "impl", "seed", "run_id"])
             write_atomic(self.index_path, df.to_csv(index=False))
-        return len(rows)
+        return len(rows), skipped
 
     def import_runs(self, source: Path | str) -> tuple[list[str], list[str]]:
         """Copy the complete runs of another results root (a GPU machine's, a cluster node's, a colleague's)
@@ -388,15 +516,19 @@ class ResultsStore:
         as it is; an unfinished attempt here is replaced, as ``begin`` would. Returns (imported, skipped
         with the reason)."""
         source = Path(source)
-        found = _run_dirs(source)
+        found, skipped = scan_runs(source)
         if not found:
             raise UserError(
                 f"no run directories under {source}; expected a results root holding runs/ALGO/ENV/IMPL/seedN-ID"
             )
-        imported, skipped, rows = [], [], []
-        for rel, cfg, meta, problem in found:
-            if problem or meta["status"] != "complete":
-                skipped.append(f"{rel}: {problem or 'status ' + repr(meta['status']) + ', not complete'}")
+        imported, rows = [], []
+        for rel, cfg, meta in found:
+            if meta["status"] != "complete":
+                skipped.append(f"{rel}: status {meta['status']!r}, not complete")
+                continue
+            links = [p.name for p in (source / rel).rglob("*") if p.is_symlink()]
+            if links:
+                skipped.append(f"{rel}: holds symbolic links ({', '.join(links)}); only plain files are imported")
                 continue
             dest = self.root / rel
             lock = _dir_lock(dest)
@@ -406,7 +538,7 @@ class ResultsStore:
                 skipped.append(f"{rel}: a process is running it in {self.root} now")
                 continue
             try:
-                here = json.loads((dest / "meta.json").read_text()) if (dest / "meta.json").exists() else {}
+                here = read_meta(dest) or {}
                 if here.get("status") == "complete":
                     skipped.append(f"{rel}: already complete in {self.root} (left as it is)")
                     continue
@@ -424,20 +556,34 @@ class ResultsStore:
         return imported, skipped
 
 
-def _run_dirs(root: Path) -> list[tuple[str, dict[str, Any], dict[str, Any], str]]:
-    """(relpath, config, meta, problem) of every run directory under ``root``; problem is "" for a readable
-    run whose directory matches its config, else what is wrong (config and meta then may be empty)."""
-    out = []
-    for meta_path in sorted(root.glob("runs/*/*/*/*/meta.json")):
-        rel = meta_path.parent.relative_to(root).as_posix()
-        try:
-            meta = json.loads(meta_path.read_text())
-            cfg = json.loads((meta_path.parent / "config.json").read_text())
-            expected = run_relpath(cfg["algo"], cfg["env"], cfg["impl"], cfg["seed"], cfg["run_id"])
-            if "status" not in meta:
-                raise KeyError("status")
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            out.append((rel, {}, {"status": None}, f"unreadable meta.json/config.json ({exc!r})"))
+def scan_runs(root: Path) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], list[str]]:
+    """((relpath, config, meta) of every run directory under ``root``, the directories skipped with why).
+
+    A directory at run depth whose name is not ``seed<N>-<run id>`` is skipped (a backup copy, say); a run
+    directory whose meta.json or config.json cannot be read, or whose config places it elsewhere, is a
+    UserError naming it (with how many more there are): a run is never dropped without a word."""
+    runs, skipped, bad = [], [], []
+    for run_dir in sorted(p for p in root.glob("runs/*/*/*/*") if p.is_dir() and not p.name.startswith(".")):
+        rel = run_dir.relative_to(root).as_posix()
+        if not RUN_DIR_NAME.fullmatch(run_dir.name) or run_dir.is_symlink():
+            skipped.append(f"{rel}: not a run directory (runs are named seed<N>-<run id>, 12 hex digits); not indexed")
             continue
-        out.append((rel, cfg, meta, "" if rel == expected else f"its config says it belongs at {expected}"))
-    return out
+        try:
+            meta = read_meta(run_dir)
+            if meta is None:
+                raise UserError(f"{run_dir / 'meta.json'}: missing")
+            cfg = read_config(run_dir)
+            expected = run_relpath(cfg["algo"], cfg["env"], cfg["impl"], cfg["seed"], cfg["run_id"])
+            if rel != expected:
+                raise UserError(f"{run_dir}: its config.json says it belongs at {expected}")
+        except UserError as exc:
+            bad.append(str(exc).removesuffix("; nothing was changed"))
+            continue
+        runs.append((rel, cfg, meta))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UserError(
+            f"run directory unreadable: {bad[0]}{more}; nothing was changed; "
+            f"repair it or move it out of {root / 'runs'}"
+        )
+    return runs, skipped

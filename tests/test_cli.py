@@ -258,3 +258,97 @@ def test_index_import_merges_another_machines_runs(tiny_grid, tmp_path):
     assert "0 run(s) imported" in again.stdout and again.stdout.count("already complete") == len(source)
     bad = _run(cmd, "index", "--import", str(tmp_path / "nowhere"), "--results", str(here))
     assert bad.returncode == 2 and "no run directories under" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def _tree(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*"))
+
+
+NOT_A_GRID = ["--backend", "none"]
+"""On every replicate below: should its check ever let the bad input through, the grid is refused by the
+unknown backend (with another message) before any run starts, so the test fails fast instead of training."""
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "2048", "--seed", "-1"],
+            "--seed must be a non-negative integer, got -1",
+        ),
+        (["replicate", "ppo", "--budget", "quick", "--seeds", "-1"], "--seeds must be a positive integer, got -1"),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "2048", "--set", "minibatch_size=-64"],
+            "ppo hyperparameter 'minibatch_size' = -64: must be an integer >= 1",
+        ),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "2048", "--set", "learning_rate=NaN"],
+            "ppo hyperparameter 'learning_rate' = nan: must be a finite number > 0",
+        ),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "2048", "--set", "learning_rate=Infinity"],
+            "'learning_rate' = inf: must be a finite number > 0",
+        ),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "2048", "--set", "learning_rate=-Infinity"],
+            "'learning_rate' = -inf: must be a finite number > 0",
+        ),
+        (["replicate", "ppo", "--budget", "quick", "--workers", "0"], "--workers: must be a positive integer, got '0'"),
+        (
+            ["replicate", "ppo", "--budget", "quick", "--workers", "-2"],
+            "--workers: must be a positive integer, got '-2'",
+        ),
+        (["replicate", "ppo", "--budget", "quick", "--envs", ","], "--envs ',' has an empty item"),
+        (["replicate", "ppo", "--budget", "quick", "--envs", ""], "--envs '' has an empty item"),
+        (
+            ["replicate", "ppo", "--budget", "quick", "--envs", "CartPole-v1,"],
+            "--envs 'CartPole-v1,' has an empty item",
+        ),
+        (["report", "ppo", "--budget", "quick", "--impl", ","], "--impl ',' has an empty item"),
+        (
+            ["train", "ppo", "CartPole-v1", "--steps", "1"],
+            "--steps 1 is less than one iteration of ppo (horizon 2048 on CartPole-v1); use at least 2048",
+        ),
+        (
+            ["replicate", "trpo", "--budget", "quick", "--steps", "100"],
+            "--steps 100 is less than one iteration of trpo (horizon 1024 on CartPole-v1); use at least 1024",
+        ),
+        (["publish", "/etc/passwd"], "unknown algorithm '/etc/passwd'; allowed: ppo, trpo"),
+        (["report", "ppo", "--budget", "quick", "--reports", "afile"], "--reports afile is a file; give a directory"),
+        (["replicate", "ppo", "--budget", "quick", "--reports", "afile/sub"], "--reports afile/sub: afile is a file"),
+        (
+            ["bench", "ppo", "--env", "CartPole-v1", "--steps", "2048", "--out", "afile/b.json"],
+            "--out afile/b.json: afile",
+        ),
+        (["bench", "ppo", "--env", "CartPole-v1", "--steps", "2048", "--out", "."], "--out . is a directory"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(rlrepro_cmd, tmp_path, args, message):
+    """Bad numbers, names and paths: one line naming the value and what is allowed, exit 2, before any run,
+    report or lock file is written (the command runs in an empty folder holding one file, ``afile``)."""
+    (tmp_path / "afile").write_text("a file, not a folder\n")
+    where = {"train": ["--out", "results"], "bench": []}.get(args[0], ["--results", "results"])
+    extra = NOT_A_GRID if args[0] == "replicate" else []
+    out = _run(rlrepro_cmd, *args, *where, *extra, cwd=tmp_path)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("rlrepro: error:"), out.stderr
+    assert message in lines[0], lines[0]
+    assert _tree(tmp_path) == [Path("afile")]
+
+
+def test_a_read_only_reports_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A read-only --reports (as os.access sees it: a read-only mount, or a folder without write permission
+    for a user other than root) is named before any work."""
+    from experiments.cli import main
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != read_only and real_access(p, mode, **kw))
+    args = ["--results", str(tmp_path / "results"), "--reports", str(read_only / "reports")]
+    assert main(["report", "ppo", "--budget", "quick", *args]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and f"--reports {read_only / 'reports'} is not writable ({read_only} is read-only)" in err
+    )
+    assert _tree(tmp_path) == [Path("ro")]

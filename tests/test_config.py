@@ -72,13 +72,13 @@ def test_unknown_config_file_keys_are_errors(tmp_path):
 
 
 def test_run_identity_changes_with_config_and_seed_only():
-    a = make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "quick", {})
-    assert a.run_id == make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "custom", {}).run_id
-    assert a.run_id != make_spec("ppo", "ours", "CartPole-v1", 1, 1000, "quick", {}).run_id
-    assert a.config_id == make_spec("ppo", "ours", "CartPole-v1", 1, 1000, "quick", {}).config_id
-    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 1000, "quick", {"gamma": 0.9}).config_id
-    assert a.config_id != make_spec("ppo", "sb3", "CartPole-v1", 0, 1000, "quick", {}).config_id
-    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 2000, "quick", {}).config_id
+    a = make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "quick", {})
+    assert a.run_id == make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "custom", {}).run_id
+    assert a.run_id != make_spec("ppo", "ours", "CartPole-v1", 1, 2048, "quick", {}).run_id
+    assert a.config_id == make_spec("ppo", "ours", "CartPole-v1", 1, 2048, "quick", {}).config_id
+    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "quick", {"gamma": 0.9}).config_id
+    assert a.config_id != make_spec("ppo", "sb3", "CartPole-v1", 0, 2048, "quick", {}).config_id
+    assert a.config_id != make_spec("ppo", "ours", "CartPole-v1", 0, 4096, "quick", {}).config_id
 
 
 @pytest.mark.parametrize(
@@ -107,3 +107,66 @@ def test_a_late_hyperparameter_keeps_stored_run_ids_and_a_changed_value_makes_a_
         make_spec(algo, "sb3", "Hopper-v5", 0, 200_000, "crosscheck", ablation)
     with pytest.raises(UserError, match=f"'{name}' = 'x': expected"):
         make_spec(algo, "ours", "Hopper-v5", 0, 200_000, "crosscheck", {name: "x"})
+
+
+@pytest.mark.parametrize(
+    ("algo", "override", "message"),
+    [
+        ("ppo", {"minibatch_size": -64}, "ppo hyperparameter 'minibatch_size' = -64: must be an integer >= 1"),
+        ("ppo", {"horizon": 0}, "'horizon' = 0: must be an integer >= 1"),
+        ("ppo", {"hidden_sizes": [64, 0]}, "'hidden_sizes' = (64, 0): must be integers, each >= 1"),
+        ("ppo", {"learning_rate": float("nan")}, "'learning_rate' = nan: must be a finite number > 0"),
+        ("ppo", {"learning_rate": float("inf")}, "'learning_rate' = inf: must be a finite number > 0"),
+        ("ppo", {"learning_rate": float("-inf")}, "'learning_rate' = -inf: must be a finite number > 0"),
+        ("ppo", {"learning_rate": 0.0}, "'learning_rate' = 0.0: must be a finite number > 0"),
+        ("ppo", {"init_log_std": float("nan")}, "'init_log_std' = nan: must be a finite number"),
+        ("ppo", {"gamma": 1.5}, "'gamma' = 1.5: must be a finite number in [0, 1]"),
+        ("ppo", {"gae_lambda": -0.1}, "'gae_lambda' = -0.1: must be a finite number in [0, 1]"),
+        ("trpo", {"value_learning_rate": -1e-3}, "'value_learning_rate' = -0.001: must be a finite number > 0"),
+        ("trpo", {"value_epochs": 0}, "'value_epochs' = 0: must be an integer >= 1"),
+        ("sac", {"batch_size": 0}, "sac hyperparameter 'batch_size' = 0: must be an integer >= 1"),
+        ("sac", {"tau": float("inf")}, "'tau' = inf: must be a finite number in [0, 1]"),
+        ("ddpg", {"warmup_steps": -1}, "'warmup_steps' = -1: must be an integer >= 0"),
+        ("ddpg", {"action_layer": 3}, "'action_layer' = 3: must be an integer in [1, 2]"),
+        ("awr", {"actor_learning_rate": float("nan")}, "'actor_learning_rate' = nan: must be a finite number > 0"),
+        ("qprop", {"qf_batch_size": -64}, "'qf_batch_size' = -64: must be an integer >= 1"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line_errors(algo, override, message):
+    """No hyperparameter may be NaN or infinite; counts and sizes are positive; rates, discounts and the like
+    in their obvious ranges: for overrides and config files alike (both go through ``resolve``)."""
+    with pytest.raises(UserError) as err:
+        resolve(load_paper_config(algo), ALGOS[algo].config_cls, "Pendulum-v1", override)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_config_file_value_out_of_range_is_an_error(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "ppo.yaml").read_text())
+    raw["env_overrides"] = {"CartPole-v1": {"gamma": {"value": 1.01, "source": "a typo"}}}
+    path = tmp_path / "ppo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    resolve(load_paper_config("ppo", path), PPOConfig, "Pendulum-v1", {})  # other envs are unaffected
+    with pytest.raises(UserError, match=r"'gamma' = 1.01: must be a finite number in \[0, 1\]"):
+        resolve(load_paper_config("ppo", path), PPOConfig, "CartPole-v1", {})
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_every_committed_config_resolves_for_every_env_and_budget_it_plans(algo):
+    """The range checks and the one-iteration minimum refuse nothing the committed configs use: every budget's
+    grid (and the runs its report compares with) plans, and so does every report written with --set."""
+    import json
+
+    from experiments.reporting import comparator_specs, comparators
+    from experiments.runner import plan_grid
+
+    paper = load_paper_config(algo)
+    for budget in paper.budgets:
+        specs = plan_grid(algo, budget)
+        assert specs
+        compare = comparators(paper.reference)
+        assert all(group for group in comparator_specs(compare, budget, specs)) if compare else True
+    reports = Path(__file__).resolve().parent.parent / "reports"
+    for grid in (json.loads(p.read_text()) for p in sorted(reports.glob(f"{algo}-*/grid.json"))):
+        if grid["algo"] == algo and (grid["steps"] or grid["overrides"]):
+            keys = ("seeds", "envs", "impls", "overrides", "steps")
+            assert plan_grid(algo, grid["budget"], **{k: grid[k] for k in keys})

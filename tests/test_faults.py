@@ -111,7 +111,7 @@ def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
     from experiments.store import ResultsStore
 
     good = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})
-    bad = make_spec("ppo", "ours", "Pendulum-v1", 1, 1024, "custom", {"horizon": 512, "clip_range": float("nan")})
+    bad = make_spec("ppo", "ours", "Pendulum-v1", 1, 1024, "custom", {"horizon": 512, "learning_rate": 1e30})
     store = ResultsStore(tmp_path / "results")
     n_run, failures = run_grid([bad, good], store, workers=1)  # the failing run first: the other still runs
     assert n_run == 2 and len(failures) == 1 and "seed 1: non-finite" in failures[0]

@@ -107,8 +107,8 @@ def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_va
     (key, other, overrides, label), plain = comparators(load_paper_config(algo).reference)
     assert (key, other, label, plain[1]) == ("trpo-qprop-settings", "trpo", "our TRPO at Q-Prop's settings", "trpo")
     for env in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
-        qprop = make_spec(algo, "ours", env, 0, 1000, "paper", {}).hyperparameters
-        trpo = make_spec("trpo", "ours", env, 0, 1000, "paper", overrides).hyperparameters
+        qprop = make_spec(algo, "ours", env, 0, 5000, "paper", {}).hyperparameters
+        trpo = make_spec("trpo", "ours", env, 0, 5000, "paper", overrides).hyperparameters
         shared = set(qprop) & set(trpo)
         assert shared >= {"horizon", "hidden_sizes", "cg_damping", "gae_lambda", "normalize_observations"}
         assert {k: trpo[k] for k in shared} == {k: qprop[k] for k in shared}, env

@@ -99,7 +99,7 @@ def test_seed_i_of_a_batched_run_matches_the_single_run_of_seed_i(tmp_path, algo
 
 
 def test_work_items_group_only_our_seeds_of_one_config():
-    specs = [make_spec("ppo", impl, "CartPole-v1", s, 1024, "custom", {}) for impl in ("ours", "sb3") for s in range(5)]
+    specs = [make_spec("ppo", impl, "CartPole-v1", s, 2048, "custom", {}) for impl in ("ours", "sb3") for s in range(5)]
     items = work_items(specs, 2)
     assert sorted(len(i) for i in items) == [1, 1, 1, 1, 1, 1, 2, 2]
     assert all(len({s.config_id for s in i}) == 1 and i[0].impl == "ours" for i in items if len(i) > 1)

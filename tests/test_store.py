@@ -70,7 +70,7 @@ def test_corrupt_index_is_a_clear_error_and_is_left_untouched(tmp_path):
     with pytest.raises(UserError, match="corrupt .*missing columns.*rlrepro index --rebuild"):
         _finish(store, _spec(1))
     assert store.index_path.read_bytes() == before
-    assert store.rebuild_index() == 1  # spec 1 never completed: its meta says running
+    assert store.rebuild_index() == (1, [])  # spec 1 never completed: its meta says running
     assert store.read_index().seed.tolist() == [0]
 
 
@@ -94,7 +94,8 @@ def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_p
     from experiments.runner import execute, make_spec
 
     store = ResultsStore(tmp_path)
-    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512, "clip_range": float("nan")})
+    diverging = {"horizon": 512, "learning_rate": 1e30}  # a NaN hyperparameter is refused by the config itself
+    spec = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", diverging)
     with pytest.raises(FloatingPointError, match="non-finite .* at step 512"):
         execute(spec, store)
     meta = json.loads((store.path(spec) / "meta.json").read_text())

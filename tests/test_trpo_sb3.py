@@ -165,3 +165,23 @@ def test_without_the_alignment_sb3_contribs_step_is_not_ours():
     """sb3-contrib with target_kl and damping as ours (its KL a mean over the 6 dimensions): another step."""
     ours, theirs, *_ = _steps(1)
     assert float((theirs - ours).norm() / ours.norm()) > 0.1
+
+
+def test_every_other_adapters_per_sample_quantities_sum_over_action_dimensions_as_ours():
+    """The same class of mismatch, read for the other pairs on a 6-dimensional action: SB3's Gaussian log-prob
+    and entropy (PPO's ratio and entropy bonus) and its squashed log-prob (SAC's actor, critic target and
+    temperature loss, whose target entropy is -dim(A) on both sides) are sums over dimensions, as ours."""
+    from stable_baselines3.common.distributions import DiagGaussianDistribution, SquashedDiagGaussianDistribution
+
+    from replications.core.networks import gaussian_entropy, gaussian_log_prob, tanh_gaussian_log_prob
+
+    g = torch.Generator().manual_seed(0)
+    mean, log_std = torch.randn(5, 6, generator=g), 0.3 * torch.randn(5, 6, generator=g)
+    a, u = torch.randn(5, 6, generator=g), 0.5 * torch.randn(5, 6, generator=g)
+    gaussian = DiagGaussianDistribution(6).proba_distribution(mean, log_std[0])
+    torch.testing.assert_close(gaussian.log_prob(a), gaussian_log_prob(a, mean, log_std[0].expand(5, -1)))
+    torch.testing.assert_close(gaussian.entropy(), gaussian_entropy(log_std[0].expand(5, -1)))
+    squashed = SquashedDiagGaussianDistribution(6).proba_distribution(mean, log_std)
+    torch.testing.assert_close(
+        squashed.log_prob(torch.tanh(u), u), tanh_gaussian_log_prob(u, mean, log_std, 1e-6), rtol=1e-5, atol=1e-5
+    )

@@ -121,3 +121,65 @@ def test_an_offline_run_file_is_read_only_once_complete(tmp_path):
     threading.Timer(0.5, lambda: (cut / path.name).write_bytes(whole)).start()  # the writer catches up
     history = read_offline_run(cut, wait_s=30)["history"]
     assert [h["episode/return"] for h in history if "episode/return" in h] == [float(s) for s in range(50)]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_publish_online_without_a_network_fails_fast_in_one_line(tmp_path, rlrepro_cmd):
+    """W&B online but unreachable (its server refuses connections): one attempt with a short init timeout, then
+    one line saying so and how to publish offline; not W&B's 90 s of retries for each run, then a warning each."""
+    import os
+    import shutil
+    import subprocess
+    import time
+
+    committed = Path(__file__).resolve().parent.parent / "results"
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    shutil.copytree(committed / "runs" / "ppo" / "CartPole-v1", results / "runs" / "ppo" / "CartPole-v1")
+    index = pd.read_csv(committed / "index.csv")
+    index[(index.algo == "ppo") & (index.env == "CartPole-v1")].head(2).to_csv(results / "index.csv", index=False)
+    (reports / "ppo-quick").mkdir(parents=True)
+    pd.DataFrame({"env": ["CartPole-v1"]}).to_csv(reports / "ppo-quick" / "summary.csv", index=False)
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    env = {
+        **os.environ,
+        "WANDB_MODE": "online",
+        "WANDB_API_KEY": "a" * 40,
+        "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
+        "RLREPRO_WANDB_DIR": str(tmp_path),
+    }
+    env.pop("WANDB_INIT_TIMEOUT", None)  # the command's own default
+    args = ["publish", "ppo", "--budget", "quick", "--runs", "--results", str(results), "--reports", str(reports)]
+    start = time.monotonic()
+    out = subprocess.run([*rlrepro_cmd, *args], capture_output=True, text=True, env=env, timeout=150)
+    assert time.monotonic() - start < 60
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stdout + out.stderr
+    assert lines[0].startswith("rlrepro: error: W&B is unreachable") and "WANDB_MODE=offline" in lines[0]
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
+
+
+def test_a_grid_stops_publishing_once_wandb_is_unreachable(capsys):
+    """replicate --wandb: the first unreachable publish is the last attempt; the grid goes on and the command
+    ends with the error."""
+    from experiments.publish import GridPublisher, WandbUnreachable
+
+    tried = []
+
+    def unreachable(path, project):
+        tried.append(path)
+        raise WandbUnreachable("W&B is unreachable (connection refused)")
+
+    publisher = GridPublisher("rlrepro-test")
+    for name in ("run-a", "run-b", "report"):
+        publisher.publish(unreachable, Path(name))
+    assert tried == [Path("run-a")]
+    assert capsys.readouterr().out.count("W&B is unreachable") == 1
+    with pytest.raises(WandbUnreachable, match="connection refused"):
+        publisher.close()

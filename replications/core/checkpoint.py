@@ -7,14 +7,22 @@ loop's future depends on: network and optimiser state, every RNG (torch generato
 RNGs, the collector's NumPy generator), the env's full state (all of MuJoCo's MjData or a classic env's
 state, its NumPy RNG, and each wrapper's counters and running statistics), the logger's file offsets
 and the loop position. The driver deletes it when the run completes.
+
+A checkpoint is plain data: ``to_plain`` turns NumPy arrays into bytes with their dtype and shape, MuJoCo's
+MjData into MuJoCo's own byte serialisation, deques and objects into dicts of their attributes, and it is
+read back with ``torch.load(weights_only=True)``, which builds nothing but tensors and Python containers.
+Object attributes are written back into the live objects (``restore_attrs``); no class named in a file
+is ever constructed, so a checkpoint copied in from someone else's results store cannot run code.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import pickle
 import random
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,83 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from replications.core.errors import UserError
+
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class Attrs(dict):
+    """An object's attributes read from a checkpoint: written back into the live object (``restore_attrs``)."""
+
+
+class _SpaceRNG:
+    """The saved RNG state of a space (restored into the space itself, not replacing it)."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.state = state
+
+
+def to_plain(x: Any) -> Any:
+    """``x`` as tensors, numbers, strings, bytes and containers only (what ``weights_only`` loading allows)."""
+    if isinstance(x, np.ndarray | np.generic):  # before float: np.float64 is a float
+        a = np.asarray(x)
+        if a.dtype.hasobject:
+            raise TypeError("checkpoint: NumPy arrays of Python objects cannot be stored as plain data")
+        return {"__ndarray__": a.tobytes(), "dtype": a.dtype.str, "shape": list(a.shape), "scalar": a is not x}
+    if x is None or isinstance(x, bool | int | float | str | bytes | torch.Tensor):
+        return x
+    if type(x).__name__ == "MjData":  # MuJoCo's own byte serialisation of all of MjData
+        return {"__mjdata__": x.__getstate__()}
+    if isinstance(x, deque):
+        return {"__deque__": [to_plain(v) for v in x], "maxlen": x.maxlen}
+    if isinstance(x, _SpaceRNG):
+        return {"__space_rng__": to_plain(x.state)}
+    if isinstance(x, dict):
+        return {k: to_plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return type(x)(to_plain(v) for v in x)
+    if hasattr(x, "__dict__"):
+        return {"__attrs__": to_plain(vars(x))}
+    raise TypeError(f"checkpoint: cannot store a {type(x).__name__} as plain data")
+
+
+def from_plain(x: Any) -> Any:
+    """The inverse of ``to_plain``; objects come back as ``Attrs`` to write into the live objects."""
+    if isinstance(x, list | tuple):
+        return type(x)(from_plain(v) for v in x)
+    if not isinstance(x, dict):
+        return x
+    if "__ndarray__" in x:
+        dtype = np.dtype(x["dtype"])
+        if dtype.hasobject:
+            raise ValueError("a NumPy array of Python objects")
+        a = np.frombuffer(x["__ndarray__"], dtype=dtype).reshape(x["shape"]).copy()
+        return a[()] if x["scalar"] else a
+    if "__mjdata__" in x:
+        import mujoco
+
+        data = mujoco.MjData.__new__(mujoco.MjData)
+        data.__setstate__(x["__mjdata__"])
+        return data
+    if "__deque__" in x:
+        return deque(from_plain(x["__deque__"]), maxlen=x["maxlen"])
+    if "__space_rng__" in x:
+        return _SpaceRNG(from_plain(x["__space_rng__"]))
+    if "__attrs__" in x:
+        return Attrs(from_plain(x["__attrs__"]))
+    return {k: from_plain(v) for k, v in x.items()}
+
+
+def restore_attrs(obj: Any, attrs: dict[str, Any]) -> None:
+    """Write saved attributes into ``obj`` in place; nested objects are updated, not replaced."""
+    for name, value in attrs.items():
+        current = vars(obj).get(name)
+        if isinstance(value, Attrs) and current is not None and hasattr(current, "__dict__"):
+            restore_attrs(current, value)
+        elif isinstance(value, Attrs):
+            raise ValueError(f"the checkpoint holds the state of an object {type(obj).__name__}.{name} lacks")
+        else:
+            vars(obj)[name] = copy.deepcopy(value)
 
 
 def checkpoint_interval() -> float:
@@ -41,13 +125,6 @@ def _wrapper_state(wrapper: gym.Wrapper) -> dict[str, Any]:
         else:
             state[k] = copy.deepcopy(v)
     return state
-
-
-class _SpaceRNG:
-    """The saved RNG state of a space (restored into the space itself, not replacing it)."""
-
-    def __init__(self, state: dict[str, Any]):
-        self.state = state
 
 
 def env_state(env: gym.Env) -> dict[str, Any]:
@@ -78,6 +155,8 @@ def load_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         for k, v in saved.items():
             if isinstance(v, _SpaceRNG):
                 getattr(env, k).np_random.bit_generator.state = v.state
+            elif isinstance(v, Attrs):
+                restore_attrs(env, {k: v})
             else:
                 setattr(env, k, copy.deepcopy(v))
         env = env.env
@@ -126,7 +205,7 @@ def restore(objects: dict[str, Any], saved: dict[str, Any]) -> None:
             with torch.no_grad():
                 obj.copy_(saved[name])
         else:
-            vars(obj).update(copy.deepcopy(saved[name]))
+            restore_attrs(obj, saved[name])
 
 
 class StatefulRNG:
@@ -155,14 +234,23 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        torch.save(state, tmp)
+        torch.save(to_plain(state), tmp)
         os.replace(tmp, self.path)
         self._last = time.monotonic()
 
     def load(self) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
-        return torch.load(self.path, weights_only=False)
+        try:
+            return from_plain(torch.load(self.path, weights_only=True))
+        except pickle.UnpicklingError:
+            why = "it names Python objects to build, which plain data never does"
+        except (RuntimeError, ValueError, TypeError, KeyError, EOFError, OSError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(
+            f"checkpoint {self.path} is not a plain-data checkpoint of this suite ({why}); it was not loaded; "
+            "delete it to start the run over"
+        )
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ A config file holds
   ``budgets``          named grids (``paper``, ``quick``): env -> steps, seeds, and their source;
   ``scoring``          how a run is scored, as the paper scored it;
   ``reference``        which rows of analysis/data/reported_results.csv are the paper's numbers.
-Unknown keys and wrong types are errors (one line, naming what is allowed).
+Unknown keys, wrong types and numbers out of range (``BOUNDS``) are errors (one line, naming what is allowed).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -41,6 +42,84 @@ TOP_LEVEL_KEYS = {
     "scoring",
     "reference",
 }
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The numbers a hyperparameter may take: ``low`` to ``high`` (an end left out where ``open_low`` or
+    ``open_high``), and never NaN or infinite."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    open_low: bool = False
+    open_high: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        above = x > self.low if self.open_low else x >= self.low
+        below = x < self.high if self.open_high else x <= self.high
+        return math.isfinite(x) and above and below
+
+    def __str__(self) -> str:
+        if self.high < math.inf:
+            return f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}"
+        return f"{'>' if self.open_low else '>='} {self.low:g}" if self.low > -math.inf else ""
+
+
+FINITE, POSITIVE, NON_NEGATIVE, FRACTION = Bounds(), Bounds(0, open_low=True), Bounds(0), Bounds(0, 1)
+COUNT = Bounds(1)
+"""Every int hyperparameter (a size, horizon, number of epochs, iterations or steps; each of a tuple of ints,
+as ``hidden_sizes``) unless ``BOUNDS`` says otherwise."""
+BOUNDS: dict[str, Bounds] = {
+    # a name's own entry, else that of its ending: actor_learning_rate -> learning_rate; else FINITE or COUNT
+    "learning_rate": POSITIVE,
+    "adam_eps": POSITIVE,
+    "max_kl": POSITIVE,
+    "normalized_step_size": POSITIVE,
+    "clip_range": POSITIVE,
+    "max_grad_norm": POSITIVE,
+    "clip_observations": POSITIVE,
+    "clip_rewards": POSITIVE,
+    "temperature": POSITIVE,
+    "weight_clip": POSITIVE,
+    "init_alpha": POSITIVE,
+    "gamma": FRACTION,
+    "gae_lambda": FRACTION,
+    "tau": FRACTION,
+    "momentum": FRACTION,
+    "line_search_shrink": FRACTION,
+    "cg_damping": NON_NEGATIVE,
+    "critic_weight_decay": NON_NEGATIVE,
+    "log_prob_epsilon": NON_NEGATIVE,
+    "qf_updates_ratio": NON_NEGATIVE,
+    "warmup_steps": NON_NEGATIVE,
+    "min_pool_size": NON_NEGATIVE,
+    "normalizer_samples": NON_NEGATIVE,
+    "action_layer": Bounds(1, 2),
+}
+
+
+def _bounds(name: str, integer: bool) -> Bounds:
+    """The allowed range of hyperparameter ``name`` (an int one if ``integer``)."""
+    words = name.split("_")
+    for key in ("_".join(words[i:]) for i in range(len(words))):  # the name itself, then its endings
+        if key in BOUNDS:
+            return BOUNDS[key]
+    return COUNT if integer else FINITE
+
+
+def _check_bounds(name: str, value: Any, annotation: Any, what: str) -> None:
+    """A validated number (or tuple of ints) of ``annotation`` within ``_bounds(name)``."""
+    if annotation is int:
+        numbers, noun = [value], "an integer"
+    elif annotation is float:
+        numbers, noun = [value], "a finite number"
+    elif typing.get_origin(annotation) is tuple and typing.get_args(annotation)[0] is int:
+        numbers, noun = list(value), "integers, each"
+    else:
+        return
+    allowed = _bounds(name, integer=annotation is not float)
+    if any(x not in allowed for x in numbers):
+        raise UserError(f"{what} hyperparameter '{name}' = {value!r}: must be {noun} {allowed}".rstrip())
 
 
 @dataclass(frozen=True)
@@ -158,7 +237,8 @@ def identity(cfg: Any) -> dict[str, Any]:
 
 
 def build_config(config_cls: type, values: dict[str, Any], what: str) -> Any:
-    """Validate ``values`` against the frozen dataclass ``config_cls``: names exact, types strict."""
+    """Validate ``values`` against the frozen dataclass ``config_cls``: names exact, types strict, numbers in
+    range (``BOUNDS``)."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -167,17 +247,21 @@ def build_config(config_cls: type, values: dict[str, Any], what: str) -> Any:
     if missing:
         raise UserError(f"{what} config is missing hyperparameters {missing}")
     hints = typing.get_type_hints(config_cls)
-    values = {k: _tuplify(v, hints[k]) for k, v in values.items()}
-    checked = {}
-    for name, value in values.items():
-        try:
-            checked[name] = pydantic.TypeAdapter(hints[name]).validate_python(value, strict=True)
-        except pydantic.ValidationError as exc:
-            expected = getattr(hints[name], "__name__", None) or str(hints[name]).replace("typing.", "")
-            raise UserError(
-                f"{what} hyperparameter '{name}' = {value!r}: expected {expected} ({exc.errors()[0]['msg']})"
-            ) from exc
-    return config_cls(**checked)
+    return config_cls(**{name: _checked(name, value, hints[name], what) for name, value in values.items()})
+
+
+def _checked(name: str, value: Any, annotation: Any, what: str) -> Any:
+    """``value`` of hyperparameter ``name`` validated against its type (strictly) and its range."""
+    value = _tuplify(value, annotation)
+    try:
+        checked = pydantic.TypeAdapter(annotation).validate_python(value, strict=True)
+    except pydantic.ValidationError as exc:
+        expected = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+        raise UserError(
+            f"{what} hyperparameter '{name}' = {value!r}: expected {expected} ({exc.errors()[0]['msg']})"
+        ) from exc
+    _check_bounds(name, checked, annotation, what)
+    return checked
 
 
 def resolve(paper: PaperConfig, config_cls: type, env_id: str, overrides: dict[str, Any]) -> Any:
