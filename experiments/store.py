@@ -25,6 +25,7 @@ running under the same git commit, from scratch otherwise. A complete run is del
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -204,7 +205,12 @@ def _index_row(cfg: dict[str, Any], meta: dict[str, Any], relpath: str) -> dict[
 
 RUN_DIR_NAME = re.compile(r"seed(0|[1-9][0-9]*)-[0-9a-f]{12}")
 """The name of a run directory: ``seed<N>-<run id>``."""
-_COMPLETE_FIELDS = {"ended_at": str, "score": float, "steps": int, "n_episodes": int}
+_COMPLETE_FIELDS: dict[str, tuple[type, ...]] = {
+    "ended_at": (str,),
+    "score": (int, float),  # NaN for a run that has nothing to score; never infinite
+    "steps": (int,),
+    "n_episodes": (int,),
+}
 
 
 def check_meta(meta: Any, where: Path | str) -> dict[str, Any]:
@@ -213,12 +219,11 @@ def check_meta(meta: Any, where: Path | str) -> dict[str, Any]:
     if not isinstance(meta, dict) or not isinstance(meta.get("status"), str):
         raise UserError(f"{where}: not a run's meta.json (a JSON object with a 'status'); nothing was changed")
     if meta["status"] == "complete":
-        for key, kind in _COMPLETE_FIELDS.items():
+        for key, kinds in _COMPLETE_FIELDS.items():
             value = meta.get(key)
-            ok = isinstance(value, kind | int if kind is float else kind) and not isinstance(value, bool)
-            if not ok or (kind is float and not math.isfinite(value) and not math.isnan(value)):
+            if not isinstance(value, kinds) or isinstance(value, bool) or value in (math.inf, -math.inf):
                 raise UserError(
-                    f"{where}: a complete run's meta.json needs '{key}' ({kind.__name__}), it has {value!r}; "
+                    f"{where}: a complete run's meta.json needs '{key}' ({kinds[-1].__name__}), it has {value!r}; "
                     "nothing was changed"
                 )
     return meta
@@ -260,7 +265,7 @@ def check_index(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"results index {path} is corrupt (missing columns {missing}); {_REBUILD}")
     problems: list[tuple[int, str]] = []
-    required = [c for c in INDEX_COLUMNS if c not in ("commit", "cpu", "wall_s", "sps", "dirty")]
+    required = [c for c in INDEX_COLUMNS if c not in ("score", "commit", "cpu", "wall_s", "sps", "dirty")]
     for col in required:
         for i in df.index[df[col].isna()]:
             problems.append((i, f"'{col}' is empty"))
@@ -476,16 +481,16 @@ class ResultsStore:
         if not self.index_path.exists():
             return pd.DataFrame(columns=INDEX_COLUMNS)
         try:
-            df = pd.read_csv(self.index_path, float_precision="round_trip")  # rewrites keep every digit
+            raw = self.index_path.read_bytes()
+            if not raw.strip():
+                raise ValueError("empty, not even a header")
+            if not raw.endswith(b"\n"):
+                raise ValueError("cut short: no newline at its end")
+            df = pd.read_csv(io.BytesIO(raw), float_precision="round_trip")  # rewrites keep every digit
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise UserError(
-                f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); "
-                f"nothing was changed; rebuild it with 'rlrepro index --rebuild'"
+                f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); {_REBUILD}"
             ) from exc
-        if df.empty and not self.index_path.read_bytes().strip():
-            raise UserError(f"results index {self.index_path} is empty (no header); {_REBUILD}")
-        if not self.index_path.read_bytes().endswith(b"\n"):
-            raise UserError(f"results index {self.index_path} is cut short (no newline at its end); {_REBUILD}")
         return check_index(df, self.index_path)
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:

@@ -129,6 +129,16 @@ def test_a_backup_copy_of_a_run_is_named_and_never_counted_as_another_seed(store
     assert summary_seeds(store) == {"ours": 5, "sb3": 5}
 
 
+def test_a_complete_run_with_nothing_to_score_is_indexed_with_a_nan_score(store, capsys):
+    """NaN is a score (a run with no evaluation to score), not damage: it indexes and reads back."""
+    run = a_run(store, seed=1)
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "score": float("nan")}))
+    assert run_cli(["index", "--rebuild", "--results", str(store)], capsys)[0] == 0
+    index = ResultsStore(store).read_index()
+    assert len(index) == N_RUNS and index.set_index("path").score.isna().sum() == 1
+
+
 # -- a damaged index: every reader stops with its line, and the index is not rewritten -------------------------
 def _cut_mid_row(index: Path) -> None:
     text = index.read_text()
