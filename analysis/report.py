@@ -33,15 +33,16 @@ from analysis.aggregate import (  # noqa: E402
 )
 from analysis.references import env_base  # noqa: E402
 from analysis.scoring import evaluation_curve, learning_curve, read_run_table  # noqa: E402
-from analysis.stats import (  # noqa: E402
-    CONFIDENCE,
-    N_RESAMPLES,
-    VERDICT_TEST,
-    at_most_probability,
-    bootstrap_band,
-    bootstrap_ci,
-    ci_rule_rate_if_same,
-    verdict,
+from analysis.stats import CONFIDENCE, N_RESAMPLES, bootstrap_band, bootstrap_ci  # noqa: E402
+from analysis.verdicts import (  # noqa: E402
+    NOT_APPLICABLE,
+    RULE,
+    VERDICTS,
+    Verdict,
+    decide,
+    holm,
+    margin_for,
+    word_for,
 )
 
 SUMMARY_COLUMNS = [
@@ -55,6 +56,7 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "paper_value",
     "verdict",
+    "seeds_needed",
 ]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 CURVE_WINDOW = 10
@@ -85,6 +87,17 @@ class ReportInput:
     curves: str = "training"  # 'training' episode returns, or deterministic 'evaluation' returns
     variant: str = ""
     """What the grid changed from the budget's (``--steps``, ``--set``), e.g. 'log_prob_epsilon=1e-06'."""
+    margin_fraction: float = 0.10
+    """The config's equivalence margin: a fraction of the baseline's mean score above a random policy's."""
+    margin_source: str = ""
+    random: dict[str, float] = field(default_factory=random_scores)
+    """env id -> a uniformly random policy's mean return (analysis/data/random_scores.csv)."""
+
+    def judge(self, env: str, tested: np.ndarray, baseline: np.ndarray) -> Verdict:
+        """``tested`` against ``baseline`` on ``env``: the four-word verdict at this config's margin."""
+        low = self.random.get(env, float("nan"))
+        margin = margin_for(float(np.mean(baseline)), low, self.margin_fraction) if len(baseline) else float("nan")
+        return decide(tested, baseline, margin)
 
     @property
     def variant_suffix(self) -> str:
@@ -119,7 +132,7 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
             if len(s) == 0:
                 continue
             lo, hi = bootstrap_ci(s, seed=0)
-            v, p = verdict(s, scores[inp.baseline_impl]) if impl == "ours" else ("n/a", float("nan"))
+            v = inp.judge(env, s, scores[inp.baseline_impl]) if impl == "ours" else None
             rows.append(
                 {
                     "algo": inp.algo,
@@ -131,11 +144,19 @@ def summarize(inp: ReportInput) -> pd.DataFrame:
                     "ci_low": lo,
                     "ci_high": hi,
                     "paper_value": float(ref["value"]) if ref and impl in ("ours", "sb3") else float("nan"),
-                    "verdict": v,
-                    "p_value": p,
+                    "verdict": v.word if v else NOT_APPLICABLE,
+                    "seeds_needed": _needed(v),
+                    "p_value": v.p_welch if v else float("nan"),
                 }
             )
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "p_value"])
+
+
+def _needed(v: Verdict | None) -> str:
+    """'' unless inconclusive; then the seeds a side the equivalence test (or, without a margin, Welch's) needs."""
+    if v is None:
+        return ""
+    return v.needed_text() or v.detect_text()
 
 
 COMPARISON_COLUMNS = [
@@ -146,17 +167,24 @@ COMPARISON_COLUMNS = [
     "n_baseline",
     "ours_mean",
     "baseline_mean",
-    "baseline_ci_low",
-    "baseline_ci_high",
-    "in_ci_or_above",
-    "ci_rule_rate_if_same",
-    "p_value",
+    "diff",
+    "diff_low",
+    "diff_high",
+    "margin",
+    "p_welch",
+    "p_tost",
     "verdict",
+    "p_welch_holm",
+    "p_tost_holm",
+    "verdict_holm",
+    "seeds_needed",
+    "seeds_to_detect",
 ]
-"""``in_ci_or_above``: our mean inside the baseline's 95% bootstrap CI of its mean, or above it (a stricter
-check than the verdict's test when the baseline's seeds agree closely). ``ci_rule_rate_if_same``: how often that
-check holds when the two are one algorithm (their runs pooled and resampled; stats.ci_rule_rate_if_same), so a
-tally of it can be read against chance."""
+"""``diff``: the tested mean minus the baseline's, with its 90% Welch CI (``diff_low``, ``diff_high``: the
+interval the equivalence test holds against +-``margin``). ``verdict`` from the raw p-values (analysis/verdicts.py);
+``verdict_holm`` from Holm-adjusted ones across the envs of the same pair. ``seeds_needed``: for an
+inconclusive verdict, seeds a side for 80% power of the equivalence test at a true difference of zero;
+``seeds_to_detect``: where the estimate lies outside the margin, seeds a side for Welch's test to detect it."""
 
 
 def _pairs(inp: ReportInput) -> list[tuple[str, str, str, str]]:
@@ -168,52 +196,63 @@ def _pairs(inp: ReportInput) -> list[tuple[str, str, str, str]]:
 
 
 def comparisons(inp: ReportInput) -> pd.DataFrame:
-    """Each tested implementation against its baseline on every env where both have runs (the summary's test)."""
+    """Each tested implementation against its baseline on every env where both have runs: the verdict, raw and
+    with Holm's correction across the pair's envs."""
     rows = []
-    for env in inp.envs:
-        env_runs = inp.runs[inp.runs.env == env]
-        for impl, label, base, base_label in _pairs(inp):
+    for impl, label, base, base_label in _pairs(inp):
+        for env in inp.envs:
+            env_runs = inp.runs[inp.runs.env == env]
             ours, theirs = _scores(env_runs, impl), _scores(env_runs, base)
             if len(ours) == 0 or len(theirs) == 0:
                 continue
-            v, p = verdict(ours, theirs)
-            lo, hi = bootstrap_ci(theirs, seed=0)
-            inside = bool(ours.mean() >= lo) if np.isfinite(lo) else bool(ours.mean() >= theirs.mean())
+            v = inp.judge(env, ours, theirs)
             rows.append(
-                [env, label, base_label, len(ours), len(theirs), float(ours.mean()), float(theirs.mean()), lo, hi]
-                + [inside, ci_rule_rate_if_same(ours, theirs), p, v]
+                {
+                    "env": env,
+                    "ours": label,
+                    "baseline": base_label,
+                    "n_ours": len(ours),
+                    "n_baseline": len(theirs),
+                    "ours_mean": float(ours.mean()),
+                    "baseline_mean": float(theirs.mean()),
+                    **{k: getattr(v, k) for k in ("diff", "diff_low", "diff_high", "margin", "p_welch", "p_tost")},
+                    "verdict": v.word,
+                    "seeds_needed": v.needed_text(),
+                    "seeds_to_detect": v.detect_text(),
+                }
             )
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if "holm" not in c])
+    for col in ("p_welch_holm", "p_tost_holm"):
+        table[col] = np.nan
+    for _, group in table.groupby(["ours", "baseline"], sort=False):
+        table.loc[group.index, "p_welch_holm"] = holm(group.p_welch.to_numpy(float))
+        table.loc[group.index, "p_tost_holm"] = holm(group.p_tost.to_numpy(float))
+    table["verdict_holm"] = [
+        word_for(pw, pt, d) for pw, pt, d in zip(table.p_welch_holm, table.p_tost_holm, table["diff"], strict=True)
+    ]
+    return table[COMPARISON_COLUMNS]
 
 
 def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
-    """'within or better on k of n envs (test); mean inside the baseline's CI or above on m of n', over the envs
-    with a verdict (at least 2 seeds on each side); an m below n is read against chance: how many envs the CI
-    check would pass, and how likely m or fewer would be, if the two were one algorithm."""
+    """'ours against SB3 on n envs: equivalent on a, better on b, worse on c, inconclusive on d (Holm: ...)',
+    over the envs with a verdict (at least 2 seeds on each side)."""
     rows = versus[(versus.ours == ours_label) & (versus.baseline == baseline_label) & (versus.verdict != "n/a")]
-    ok, inside, n = int(rows.verdict.isin(["within", "better"]).sum()), int(rows.in_ci_or_above.sum()), len(rows)
-    rates = rows.ci_rule_rate_if_same.tolist()
-    chance = (
-        f" ({sum(rates):.1f} of {n} expected if the two were one algorithm; {inside} or fewer: probability "
-        f"{at_most_probability(inside, rates):.2f})"
-        if inside < n and np.isfinite(rates).all()
-        else ""
+    count = lambda col: ", ".join(  # noqa: E731
+        f"{w} on {int((rows[col] == w).sum())}" for w in VERDICTS if (rows[col] == w).any()
     )
-    return (
-        f"{ours_label} within or better than {baseline_label} on {ok} of {n} envs by the test, "
-        f"with its mean inside the 95% CI of {baseline_label} or above it on {inside} of {n}{chance}"
-    )
+    text = f"{ours_label} against {baseline_label} on {_envs(len(rows))}: {count('verdict') or 'no verdicts'}"
+    if len(rows) > 1 and (rows.verdict != rows.verdict_holm).any():
+        text += f" (with Holm's correction across the {len(rows)}: {count('verdict_holm')})"
+    return text
+
+
+P_COLUMNS = ("p_value", "p_welch", "p_tost", "p_welch_holm", "p_tost_holm")
 
 
 def _with_p_text(table: pd.DataFrame) -> pd.DataFrame:
-    """p-values to three decimals and rates to two as text (the table's other numbers take one decimal)."""
+    """p-values to three decimals as text (the table's other numbers take one decimal)."""
     return table.assign(
-        p_value=table.p_value.map(lambda p: "" if np.isnan(p) else f"{p:.3f}"),
-        **(
-            {"ci_rule_rate_if_same": table.ci_rule_rate_if_same.map(lambda r: "" if np.isnan(r) else f"{r:.2f}")}
-            if "ci_rule_rate_if_same" in table
-            else {}
-        ),
+        **{c: table[c].map(lambda p: "" if np.isnan(p) else f"{p:.3f}") for c in P_COLUMNS if c in table}
     )
 
 
@@ -297,9 +336,36 @@ status table is generated from these)."""
 
 
 def tally(summary: pd.DataFrame, baseline_label: str = "SB3") -> str:
+    """The summary's verdict words counted: 'ours against SB3 on n envs: equivalent on a, inconclusive on b'."""
     ours = summary[(summary.impl == "ours") & (summary.verdict != "n/a")]
-    ok = int(ours.verdict.isin(["within", "better"]).sum())
-    return f"ours within or better than {baseline_label} on {ok} of {len(ours)} envs with both implementations"
+    words = ", ".join(f"{w} on {int((ours.verdict == w).sum())}" for w in VERDICTS if (ours.verdict == w).any())
+    return f"ours against {baseline_label} on {_envs(len(ours))} with both: {words or 'no verdicts'}"
+
+
+def _envs(n: int) -> str:
+    return f"{n} env" + ("" if n == 1 else "s")
+
+
+def verdict_cells(versus: pd.DataFrame) -> list[dict[str, Any]]:
+    """One cell of the front page's matrix per comparison row: the words (raw and Holm), the means, the seeds."""
+    return [
+        {
+            "comparison": f"{r['ours']} vs {r['baseline']}",
+            "env": r["env"],
+            "verdict": r["verdict"],
+            "verdict_holm": r["verdict_holm"],
+            "ours": round(float(r["ours_mean"]), 1),
+            "baseline": round(float(r["baseline_mean"]), 1),
+            "n": [int(r["n_ours"]), int(r["n_baseline"])],
+            "seeds_needed": r["seeds_needed"] or r["seeds_to_detect"],
+        }
+        for r in versus.to_dict("records")
+    ]
+
+
+def verdict_text(inp: ReportInput) -> str:
+    margin = f"+-{inp.margin_fraction:.0%}" + (f" ({inp.margin_source})" if inp.margin_source else "")
+    return f"{RULE}. Equivalence margin: {margin}"
 
 
 def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
@@ -329,12 +395,13 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         "runs": len(inp.runs),
         "missing": len(inp.missing),
         "verdicts": tallies or [tally(summary, inp.baseline_label)],
+        "cells": verdict_cells(versus),
     }
     (out_dir / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     md = [
         f"**{title}**: {tally(summary, inp.baseline_label)}. "
         f"Score: {inp.scoring}. "
-        f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI; verdict: {VERDICT_TEST}.",
+        f"Mean over seeds with {int(CONFIDENCE * 100)}% bootstrap CI. Verdict: {verdict_text(inp)}.",
         "",
         *(f"- {line}." for line in tallies),
         *([""] if tallies else []),
@@ -343,12 +410,13 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     if inp.missing:  # a grid with holes says so where the numbers are read, not only in index.html
         shown = "; ".join(inp.missing[:MISSING_SHOWN]) + ("; ..." if len(inp.missing) > MISSING_SHOWN else "")
         md += ["", f"Missing from this report: {len(inp.missing)} run(s) of the grid ({shown}); all in index.html."]
-    if len(_pairs(inp)) > 1:
+    if not versus.empty:
         md += [
             "",
-            f"Each comparison ({VERDICT_TEST}; in_ci_or_above: the tested mean inside the baseline's 95% bootstrap "
-            "CI of its mean, or above it; ci_rule_rate_if_same: how often that holds when the two are one "
-            "algorithm, their runs pooled and resampled):",
+            "Each comparison (diff: tested mean minus baseline mean, with its 90% CI [diff_low, diff_high], the "
+            "interval the equivalence test holds against +-margin; verdict_holm: with Holm's correction across "
+            "the pair's envs; seeds_needed: seeds a side for 80% power of the equivalence test if the true "
+            "difference were zero; seeds_to_detect: for Welch's test to detect the observed difference):",
             "",
             markdown_table(_with_p_text(versus), COMPARISON_COLUMNS),
         ]
@@ -450,13 +518,13 @@ def _html(
 <title>{inp.algo.upper()} replication ({inp.budget}{inp.variant_suffix})</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
 table{{border-collapse:collapse;font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}
-figure{{display:inline-block;margin:4px}}.within,.better{{color:#070}}.worse{{color:#b00}}</style></head>
+figure{{display:inline-block;margin:4px}}</style></head>
 <body><h1>{inp.algo.upper()} replication: {html.escape(inp.budget)} budget{html.escape(inp.variant_suffix)}</h1>
 <p><b>Paper:</b> {html.escape(inp.paper)}</p>
 <p><b>Result:</b> {html.escape(tally(summary, inp.baseline_label))}.</p>
 <p>{html.escape(inp.relation)}</p>
 <p><b>Score:</b> {html.escape(inp.scoring)}. <b>Mean and CI:</b> mean over seeds, {int(CONFIDENCE * 100)}% percentile
-bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(VERDICT_TEST)}; 'n/a' on the
+bootstrap over seeds ({N_RESAMPLES:,} resamples, seeded). <b>Verdict:</b> {html.escape(verdict_text(inp))}; 'n/a' on the
 baselines' own rows ({html.escape(", ".join(label for _, label in inp.baselines))}); the summary's verdict is
 against {html.escape(inp.baseline_label)}, the table below it against each. <b>Curves:</b> mean over seeds of the last
 {CURVE_WINDOW} training episodes' return at 101 points, band = 95% pointwise bootstrap CI.</p>

@@ -7,11 +7,6 @@ from scipy import stats
 
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
-ALPHA = 0.05
-VERDICT_TEST = (
-    f"Welch's two-sample t-test on per-seed final returns (ours vs the baseline), two-sided, "
-    f"alpha = {ALPHA}: 'better'/'worse' if significant in that direction, else 'within'"
-)
 
 
 def bootstrap_ci(values: np.ndarray, seed: int = 0, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -56,53 +51,6 @@ def bootstrap_band(matrix: np.ndarray, seed: int = 0, confidence: float = CONFID
     lo[finite] = np.where(constant, cols[0], res.confidence_interval.low)
     hi[finite] = np.where(constant, cols[0], res.confidence_interval.high)
     return lo, hi
-
-
-def verdict(ours: np.ndarray, theirs: np.ndarray, alpha: float = ALPHA) -> tuple[str, float]:
-    """Ours against the baseline (SB3 or another algorithm of ours; see VERDICT_TEST). Returns (verdict, p-value)."""
-    ours = np.asarray(ours, dtype=float)
-    theirs = np.asarray(theirs, dtype=float)
-    if len(ours) < 2 or len(theirs) < 2:
-        return "n/a", float("nan")
-    if np.var(ours) == 0 and np.var(theirs) == 0:
-        diff = ours.mean() - theirs.mean()
-        return ("within" if diff == 0 else "better" if diff > 0 else "worse"), (1.0 if diff == 0 else 0.0)
-    p = float(stats.ttest_ind(ours, theirs, equal_var=False).pvalue)
-    if p >= alpha:
-        return "within", p
-    return ("better" if ours.mean() > theirs.mean() else "worse"), p
-
-
-def ci_rule_rate_if_same(
-    ours: np.ndarray, theirs: np.ndarray, seed: int = 0, samples: int = 2000, resamples: int = 1000
-) -> float:
-    """How often the CI check (ours' mean inside the baseline's percentile-bootstrap 95% CI of its mean, or above
-    it) holds when ours and the baseline are one algorithm: both seed samples, of their own sizes, drawn with
-    replacement from the two pooled (the null), ``samples`` times, each baseline sample's CI from ``resamples``
-    bootstrap resamples. NaN with fewer than 2 seeds on either side. A calibration of the check, not a test."""
-    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
-    if len(ours) < 2 or len(theirs) < 2:
-        return float("nan")
-    rng = np.random.default_rng(seed)
-    pool = np.concatenate([ours, theirs])
-    held = 0
-    for chunk in np.array_split(np.arange(samples), max(1, samples // 250)):
-        a = rng.choice(pool, (len(chunk), len(ours))).mean(axis=1)
-        b = rng.choice(pool, (len(chunk), len(theirs)))
-        boot = np.take_along_axis(b[:, None, :], rng.integers(0, len(theirs), (len(chunk), resamples, len(theirs))), 2)
-        low = np.percentile(boot.mean(axis=2), 100 * (1 - CONFIDENCE) / 2, axis=1)
-        held += int((a >= low).sum())
-    return held / samples
-
-
-def at_most_probability(k: int, rates: list[float]) -> float:
-    """P(at most k of independent events happen), event i with probability rates[i] (Poisson binomial)."""
-    dist = np.zeros(len(rates) + 1)
-    dist[0] = 1.0
-    for r in rates:
-        dist[1:] = dist[1:] * (1 - r) + dist[:-1] * r
-        dist[0] *= 1 - r
-    return float(dist[: k + 1].sum())
 
 
 # -- rliable's aggregate metrics (Agarwal et al. 2021), vectorised for the bootstrap -------------------------

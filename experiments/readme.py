@@ -2,19 +2,16 @@
 
 Each ``reports/<name>/summary.md`` replaces the text between ``<!-- results:<name> -->`` and
 ``<!-- /results:<name> -->`` in README.md, and the status table (one row per report: runs held and missing,
-verdict lines, from each report's ``status.json``) replaces the text between ``<!-- status -->`` and
+the verdict matrix, from each report's ``status.json``) replaces the text between ``<!-- status -->`` and
 ``<!-- /status -->``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
 from pathlib import Path
 
-from analysis.report import STATUS_FILE
 from replications.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,21 +19,11 @@ STATUS = re.compile(r"(<!-- status -->\n).*?(<!-- /status -->)", re.S)
 
 
 def status_table(reports: Path, readme_dir: Path) -> str:
-    """One Markdown row per report folder with a status file, linked to its summary (relative to the README)."""
-    rows = ["| report | runs in it | runs missing | ours against each baseline |", "|---|---:|---:|---|"]
-    for path in sorted(reports.glob(f"*/{STATUS_FILE}")):
-        try:
-            status = json.loads(path.read_text())
-            title, runs, missing, verdicts = (status[k] for k in ("title", "runs", "missing", "verdicts"))
-            if not (isinstance(runs, int) and isinstance(missing, int) and isinstance(verdicts, list)):
-                raise ValueError("runs and missing must be integers, verdicts a list")
-        except (ValueError, KeyError, TypeError) as err:
-            raise UserError(
-                f"report status file {path} is not readable ({err}); regenerate it with 'rlrepro report all'"
-            ) from err
-        link = Path(os.path.relpath(path.parent / "summary.md", readme_dir)).as_posix()
-        rows.append(f"| [{title}]({link}) | {runs} | {missing} | {'; '.join(map(str, verdicts))} |")
-    return "\n".join(rows)
+    """The verdict matrix (experiments.reporting.matrix_markdown): one row per report and comparison, one column
+    per env, each report linked to its summary (relative to the README)."""
+    from experiments.reporting import matrix_markdown
+
+    return matrix_markdown(reports, readme_dir)
 
 
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.references import paper_values
-from analysis.report import ReportInput, build_report
+from analysis.references import env_base, paper_values
+from analysis.report import STATUS_FILE, ReportInput, build_report
+from analysis.verdicts import LEGEND, SYMBOLS
 from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
 from replications.core.errors import UserError
@@ -246,6 +247,8 @@ def write_report(
         relation=relation,
         extra_pairs=extra_pairs,
         variant=variant_name(overrides, steps),
+        margin_fraction=paper.margin,
+        margin_source=paper.margin_source,
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
     if runs.empty:
@@ -326,6 +329,100 @@ def variant_grids(reports_root: Path) -> list[dict[str, Any]]:
     return grids
 
 
+def read_statuses(reports_root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(report folder, its status.json) of every report under ``reports_root``, sorted by folder name."""
+    out = []
+    for path in sorted(reports_root.glob(f"*/{STATUS_FILE}")):
+        try:
+            status = json.loads(path.read_text())
+            title, runs, missing, verdicts = (status[k] for k in ("title", "runs", "missing", "verdicts"))
+            cells = status.get("cells", [])
+            if not (isinstance(runs, int) and isinstance(missing, int) and isinstance(verdicts, list)):
+                raise ValueError("runs and missing must be integers, verdicts a list")
+            if not isinstance(cells, list) or any(not isinstance(c, dict) or set(c) != CELL_KEYS for c in cells):
+                raise ValueError(f"cells must be a list of objects with the keys {', '.join(sorted(CELL_KEYS))}")
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(
+                f"report status file {path} is not readable ({err}); regenerate it with 'rlrepro report all'"
+            ) from err
+        out.append((path.parent, status))
+    return out
+
+
+CELL_KEYS = {"comparison", "env", "verdict", "verdict_holm", "ours", "baseline", "n", "seeds_needed"}
+
+
+def _cell(c: dict[str, Any]) -> str:
+    """'? 1,853 / 2,024 n=14 (Holm =)': the verdict's symbol, the two means, the seeds an inconclusive one needs."""
+    text = f"{SYMBOLS.get(c['verdict'], c['verdict'])} {c['ours']:,.0f} / {c['baseline']:,.0f}"
+    if c["seeds_needed"]:
+        text += f" n={c['seeds_needed']}"
+    if c["verdict_holm"] != c["verdict"]:
+        text += f" (Holm {SYMBOLS.get(c['verdict_holm'], c['verdict_holm'])})"
+    return text
+
+
+def verdict_matrix(reports_root: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The front page's matrix: the envs (columns, short names, in random_scores.csv's order) and one row per
+    report and comparison: {folder, title, comparison, runs, missing, cells: env -> text}."""
+    from analysis.aggregate import random_scores
+
+    order = {env: i for i, env in enumerate(random_scores())}
+    envs: set[str] = set()
+    rows = []
+    for folder, status in read_statuses(reports_root):
+        by_comparison: dict[str, dict[str, str]] = {}
+        for c in status.get("cells", []):
+            by_comparison.setdefault(c["comparison"], {})[c["env"]] = _cell(c)
+            envs.add(c["env"])
+        for comparison, cells in by_comparison.items() or [("(none yet)", {})]:
+            rows.append(
+                {
+                    "folder": folder,
+                    "title": status["title"],
+                    "comparison": comparison,
+                    "runs": status["runs"],
+                    "missing": status["missing"],
+                    "cells": cells,
+                }
+            )
+    return sorted(envs, key=lambda e: (order.get(e, len(order)), e)), rows
+
+
+def matrix_markdown(reports_root: Path, link_from: Path) -> str:
+    """The matrix as Markdown, each report linked to its summary.md relative to ``link_from``."""
+    envs, rows = verdict_matrix(reports_root)
+    lines = [
+        f"Legend: {LEGEND}. Cells: the tested mean / the baseline's mean.",
+        "",
+        "| report | comparison | runs (missing) | " + " | ".join(env_base(e) for e in envs) + " |",
+        "|---|---|---:|" + "---|" * len(envs),
+    ]
+    for r in rows:
+        link = Path(os.path.relpath(r["folder"] / "summary.md", link_from)).as_posix()
+        cells = " | ".join(r["cells"].get(e, "") for e in envs)
+        lines.append(f"| [{r['title']}]({link}) | {r['comparison']} | {r['runs']} ({r['missing']}) | {cells} |")
+    return "\n".join(lines)
+
+
+def matrix_html(reports_root: Path) -> str:
+    import html
+
+    envs, rows = verdict_matrix(reports_root)
+    head = "".join(f"<th>{html.escape(env_base(e))}</th>" for e in envs)
+    body = "".join(
+        f'<tr><td><a href="{r["folder"].name}/index.html">{html.escape(r["title"])}</a></td>'
+        f"<td>{html.escape(r['comparison'])}</td><td>{r['runs']} ({r['missing']})</td>"
+        + "".join(f"<td>{html.escape(r['cells'].get(e, ''))}</td>" for e in envs)
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        f"<p>{html.escape(LEGEND)}. Cells: the tested mean / the baseline's mean.</p>"
+        f"<table><tr><th>report</th><th>comparison</th><th>runs (missing)</th>{head}</tr>{body}</table>"
+    )
+
+
 def write_overview(reports_root: Path) -> Path:
     """``reports/index.html`` and ``reports/summary.md``: every report's summary table on one page."""
     import html
@@ -361,7 +458,7 @@ def write_overview(reports_root: Path) -> Path:
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>rlrepro reports</title>'
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:"
         "collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-        "<h1>rlrepro: all replications</h1>" + "".join(sections_html) + "</body></html>\n",
+        "<h1>rlrepro: all replications</h1>" + matrix_html(reports_root) + "".join(sections_html) + "</body></html>\n",
     )
     write_atomic(reports_root / "summary.md", "# rlrepro: all replications\n\n" + "\n".join(sections_md))
     return out

@@ -59,7 +59,7 @@ def test_replicate_runs_the_grid_and_writes_the_report(tiny_grid):
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == 4 and (summary.n_seeds == 2).all() and (summary.steps == 2048).all()
     assert set(summary[summary.impl == "sb3"].verdict) == {"n/a"}
-    assert set(summary[summary.impl == "ours"].verdict) <= {"better", "within", "worse"}
+    assert set(summary[summary.impl == "ours"].verdict) <= {"better", "worse", "equivalent", "inconclusive"}
     assert (summary.ci_low <= summary.final_return_mean).all() and (summary.final_return_mean <= summary.ci_high).all()
     for env in ("CartPole-v1", "Pendulum-v1"):
         assert (report / f"curves_{env}.png").stat().st_size > 10_000
@@ -144,7 +144,7 @@ def test_report_all_writes_the_overview_from_the_committed_runs(committed_report
     # every budget with runs, the cross-check budgets included
     for report in ("ppo-quick", "ppo", "sac-crosscheck", "ddpg-crosscheck", "awr", "qprop"):
         assert f'href="{report}/index.html"' in page, report
-    assert "within" in page
+    assert "Legend: = equivalent" in page and "<th>Hopper</th>" in page  # the verdict matrix
     assert (reports / "summary.md").read_text().startswith("# rlrepro: all replications")
 
 

@@ -71,6 +71,30 @@ def test_unknown_config_file_keys_are_errors(tmp_path):
         load_paper_config("ppo", path)
 
 
+@pytest.mark.parametrize(
+    "block, value, message",
+    [
+        ("reference", {"algo": "ppo", "sources_startswith": "x"}, r"unknown reference keys \['sources_startswith'\]; "),
+        ("verdict", {"equivalence_margin": {"value": 1.5, "source": "x"}}, r"equivalence_margin = 1.5: must be a "),
+        ("verdict", {"equivalence_margin": {"value": "10%", "source": "x"}}, r"equivalence_margin = '10%': must be"),
+        ("verdict", {"margin": {"value": 0.1, "source": "x"}}, r"verdict must be \{equivalence_margin"),
+        ("verdict", {"equivalence_margin": 0.1}, r"verdict: 'equivalence_margin' must be \{value: ..., source: ...\}"),
+    ],
+)
+def test_reference_and_verdict_blocks_are_validated(tmp_path, block, value, message):
+    """An unknown key in a config's reference block, or a margin that is not a fraction in (0, 1) with a
+    source, is one clear line; every committed config declares its margin with a source."""
+    raw = yaml.safe_load((CONFIG_DIR / "ppo.yaml").read_text())
+    raw[block] = value
+    path = tmp_path / "ppo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(UserError, match=message):
+        load_paper_config("ppo", path)
+    for algo in ("ppo", "trpo", "npg", "sac", "sac-v1", "ddpg", "awr", "qprop", "qprop-aggressive"):
+        paper = load_paper_config(algo)
+        assert paper.margin == 0.10 and paper.margin_source.startswith("[ours]"), algo
+
+
 def test_run_identity_changes_with_config_and_seed_only():
     a = make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "quick", {})
     assert a.run_id == make_spec("ppo", "ours", "CartPole-v1", 0, 2048, "custom", {}).run_id

@@ -4,7 +4,7 @@ import pytest
 
 from analysis.report import ReportInput, build_report
 from analysis.scoring import last_n_training_episodes, learning_curve
-from analysis.stats import bootstrap_ci, ci_rule_rate_if_same, verdict
+from analysis.stats import bootstrap_ci
 
 
 def test_score_is_the_mean_of_the_last_100_training_episodes():
@@ -24,16 +24,6 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
     assert (lo, hi) == bootstrap_ci(x, seed=0)
     assert lo < x.mean() < hi and lo >= x.min() and hi <= x.max()
     assert np.isnan(bootstrap_ci(np.array([1.0]))[0])
-
-
-def test_verdicts():
-    rng = np.random.default_rng(0)
-    a = rng.normal(100, 5, 5)
-    assert verdict(a + 100, a)[0] == "better"
-    assert verdict(a - 100, a)[0] == "worse"
-    assert verdict(a + rng.normal(0, 5, 5), a)[0] == "within"
-    assert verdict(np.full(3, 1000.0), np.full(3, 1000.0))[0] == "within"
-    assert verdict(a[:1], a)[0] == "n/a"
 
 
 def synthetic_runs(root, levels: dict[str, float], env: str = "Hopper-v5") -> pd.DataFrame:
@@ -91,7 +81,7 @@ def test_report_from_synthetic_runs(tmp_path):
     ours = summary[summary.impl == "ours"].iloc[0]
     assert ours.verdict == "better" and ours.paper_value == 2330.0 and ours.n_seeds == 3
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()
-    assert "ours within or better than SB3 on 1 of 1" in (tmp_path / "out" / "summary.md").read_text()
+    assert "ours against SB3 on 1 env with both: better on 1" in (tmp_path / "out" / "summary.md").read_text()
     build_report(inp, tmp_path / "again")  # every figure and table is seeded: the same bytes again
     for name in ("curves_Hopper-v5.png", "profile_SB3.png", "summary.csv", "iqm.csv", "aggregate.csv"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
@@ -127,14 +117,15 @@ def test_report_against_several_of_our_algorithms(tmp_path):
     assert versus.set_index("baseline").verdict.to_dict() == {"our PPO": "better", "our SAC": "worse"}
     assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
     md = (tmp_path / "out" / "summary.md").read_text()
-    assert "ours within or better than our PPO on 1 of 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
+    assert "ours against our PPO on 1 env: better on 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
     assert "Missing from this report" not in md  # a complete grid has no such line
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
 
 
-def test_report_checks_the_ci_criterion_and_ours_with_the_baselines_settings(tmp_path):
-    """comparisons.csv says whether our mean lies inside the baseline's 95% CI or above it (SB3 seeds at 105,
-    106, 107: CI [105, 107]); an extra pair compares ours run with the baseline's settings against it too."""
+def test_report_equivalence_and_ours_with_the_baselines_settings(tmp_path):
+    """Seeds 104, 105, 106 against SB3's 106, 107, 108 on Hopper (random policy: 31.1): Welch's test finds no
+    difference (p 0.07), and the 90% CI of the difference, -2 +- 2.132 sqrt(2/3), lies inside the margin of 10%
+    of 107 - 31.1: 'equivalent'. An extra pair compares ours run with the baseline's settings against it too."""
     runs = synthetic_runs(tmp_path, {"ours": 98.0, "sb3": 100.0, "ours-matched": 100.2})  # means 104, 106, 105.2
     inp = ReportInput(
         "trpo",
@@ -150,15 +141,21 @@ def test_report_checks_the_ci_criterion_and_ours_with_the_baselines_settings(tmp
     )
     summary = build_report(inp, tmp_path / "out")
     assert summary.impl.tolist() == ["ours", "sb3", "ours-matched"]
-    versus = pd.read_csv(tmp_path / "out" / "comparisons.csv")
+    versus = pd.read_csv(tmp_path / "out" / "comparisons.csv", keep_default_na=False, na_values=[""])
     assert versus[["ours", "baseline"]].values.tolist() == [["ours", "SB3"], ["ours with SB3's settings", "SB3"]]
-    assert versus.verdict.tolist() == ["within", "within"]  # 104 vs 106 (p 0.07) and 105.2 vs 106
-    assert versus.in_ci_or_above.tolist() == [False, True]
-    assert versus.baseline_ci_low.tolist() == pytest.approx([105.0, 105.0])
+    assert versus.verdict.tolist() == ["equivalent", "equivalent"]
+    assert versus.p_welch[0] == pytest.approx(0.0705, abs=1e-3)
+    assert versus.margin.tolist() == pytest.approx([0.1 * (106 - 31.089252740042202)] * 2)
+    assert versus.diff_low[0] == pytest.approx(-2 - 2.1318 * np.sqrt(2 / 3), abs=1e-3)
     md = (tmp_path / "out" / "summary.md").read_text()
-    assert "ours within or better than SB3 on 1 of 1 envs by the test, with its mean inside the 95% CI of SB3" in md
-    assert "or above it on 0 of 1" in md
-    assert "ours with SB3's settings within or better than SB3 on 1 of 1 envs by the test" in md
+    assert "ours against SB3 on 1 env: equivalent on 1" in md
+    assert "ours with SB3's settings against SB3 on 1 env: equivalent on 1" in md
+    # with a margin of 1% the same runs are inconclusive, and the seeds it would take are given
+    narrow = ReportInput(**{**inp.__dict__, "margin_fraction": 0.01})
+    build_report(narrow, tmp_path / "narrow")
+    versus = pd.read_csv(tmp_path / "narrow" / "comparisons.csv", keep_default_na=False, na_values=[""])
+    assert versus.verdict[0] == "inconclusive"
+    assert int(versus.seeds_needed[0]) > 3 and int(versus.seeds_to_detect[0]) > 3
 
 
 def test_aggregate_iqm_and_probability_of_improvement():
@@ -215,18 +212,6 @@ def test_evaluation_curve_holds_the_latest_evaluation_mean():
     assert np.isnan(evaluation_curve(pd.DataFrame(), np.array([1, 2]))).all()
 
 
-def test_ci_rule_rate_if_same_follows_normal_theory():
-    """For two means of n draws from one normal, ours falls below the lower end of the baseline's 95% CI with
-    probability 1 - Phi(1.96 sqrt((n - 1) / n) / sqrt(2)) (their difference has sqrt(2) times one mean's sd; the
-    percentile bootstrap's CI is sqrt((n - 1) / n) narrower): 0.914 held at n = 40. Resampled from a pool of 80
-    normal draws, the rate is near it; all-equal runs always pass; one seed gives no rate."""
-    pool = np.random.default_rng(1).normal(size=80)
-    rate = ci_rule_rate_if_same(pool[:40], pool[40:], samples=1000, resamples=500)
-    assert rate == pytest.approx(0.914, abs=0.025)
-    assert ci_rule_rate_if_same(np.ones(3), np.ones(4)) == 1.0
-    assert np.isnan(ci_rule_rate_if_same(np.ones(1), np.ones(4)))
-
-
 def test_bootstrap_cis_are_reproducible_whatever_the_global_rng_state():
     from analysis.aggregate import per_env_iqm
 
@@ -256,24 +241,23 @@ def test_trpo_grid_includes_ours_at_sb3_contribs_settings():
     assert len(plan_grid("ppo", "paper")) == 42
 
 
-def test_pair_tally_counts_only_envs_with_a_verdict():
-    from analysis.report import COMPARISON_COLUMNS, pair_tally
+def test_pair_tally_counts_only_envs_with_a_verdict_and_names_holms_changes():
+    from analysis.report import pair_tally
 
     versus = pd.DataFrame(
-        [
-            ["A", "ours", "SB3", 3, 3, 10.0, 9.0, 8.0, 10.0, True, 0.9, 0.5, "within"],
-            ["B", "ours", "SB3", 1, 3, 10.0, 9.0, 8.0, 10.0, True, float("nan"), float("nan"), "n/a"],  # no test
-            ["C", "ours", "SB3", 3, 3, 1.0, 9.0, 8.0, 10.0, False, 0.8, 0.01, "worse"],
-        ],
-        columns=COMPARISON_COLUMNS,
+        {
+            "ours": "ours",
+            "baseline": "SB3",
+            "verdict": ["equivalent", "n/a", "worse", "worse"],
+            "verdict_holm": ["inconclusive", "n/a", "worse", "inconclusive"],
+        }
     )
-    assert pair_tally(versus, "ours", "SB3") == (  # 1 or fewer of 2: 1 - 0.9 * 0.8
-        "ours within or better than SB3 on 1 of 2 envs by the test, "
-        "with its mean inside the 95% CI of SB3 or above it on 1 of 2 "
-        "(1.7 of 2 expected if the two were one algorithm; 1 or fewer: probability 0.28)"
+    assert pair_tally(versus, "ours", "SB3") == (
+        "ours against SB3 on 3 envs: equivalent on 1, worse on 2 "
+        "(with Holm's correction across the 3: worse on 1, inconclusive on 2)"
     )
-    versus.loc[2, "in_ci_or_above"] = True  # every env passes the check: no reading against chance
-    assert pair_tally(versus, "ours", "SB3").endswith("or above it on 2 of 2")
+    versus["verdict_holm"] = versus.verdict
+    assert pair_tally(versus, "ours", "SB3") == "ours against SB3 on 3 envs: equivalent on 1, worse on 2"
 
 
 def test_summary_names_the_missing_runs(tmp_path):
@@ -361,8 +345,8 @@ def test_stratified_bootstrap_resamples_each_task_apart():
 
 
 def test_readme_status_table_is_generated_from_each_report(tmp_path):
-    """The README's status rows come from the reports' status.json (runs held and missing, verdict lines);
-    a corrupt status file is a one-line error naming it, and the README is left as it was."""
+    """The README's verdict matrix comes from the reports' status.json (runs held and missing, one cell per
+    comparison and env); a corrupt status file is a one-line error naming it, and the README is left as it was."""
     from experiments.readme import update_readme
     from replications.core.errors import UserError
 
@@ -374,12 +358,10 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
     readme.write_text("intro\n<!-- status -->\nstale row\n<!-- /status -->\nend\n")
     assert update_readme(readme, tmp_path / "reports") == ["status"]
     text = readme.read_text()
-    assert "stale row" not in text and text.startswith("intro\n<!-- status -->\n| report |") and text.endswith("end\n")
+    assert "stale row" not in text and text.startswith("intro\n<!-- status -->\nLegend: = equivalent")
+    assert text.endswith("end\n") and "| report | comparison | runs (missing) | Hopper |" in text
     row = next(line for line in text.splitlines() if line.startswith("| [SAC"))
-    assert row == (
-        "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | 6 | 2 | ours within or better than SB3 "
-        "on 1 of 1 envs by the test, with its mean inside the 95% CI of SB3 or above it on 1 of 1 |"
-    )
+    assert row == "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | ours vs SB3 | 6 (2) | ▲ 106 / 56 |"
     (tmp_path / "reports" / "sac-crosscheck" / "status.json").write_text('{"title": "x"')
     with pytest.raises(UserError, match=r"sac-crosscheck/status.json is not readable .*'rlrepro report all'"):
         update_readme(readme, tmp_path / "reports")

@@ -9,7 +9,10 @@ A config file holds
   ``deviations``       where we depart from the paper, and why;
   ``budgets``          named grids (``paper``, ``quick``): env -> steps, seeds, and their source;
   ``scoring``          how a run is scored, as the paper scored it;
-  ``reference``        which rows of analysis/data/reported_results.csv are the paper's numbers.
+  ``reference``        which rows of analysis/data/reported_results.csv are the paper's numbers, and which
+                       runs of ours the report compares with (keys: ``REFERENCE_KEYS``);
+  ``verdict``          ``equivalence_margin: {value, source}``: the margin inside which a comparison is
+                       'equivalent' (analysis/verdicts.py), declared before results are seen.
 Unknown keys, wrong types and numbers out of range (``BOUNDS``) are errors (one line, naming what is allowed).
 """
 
@@ -41,7 +44,20 @@ TOP_LEVEL_KEYS = {
     "budgets",
     "scoring",
     "reference",
+    "verdict",
 }
+REFERENCE_KEYS = {
+    "algo",
+    "source_startswith",
+    "note",
+    "compare_algo",
+    "compare_overrides",
+    "relation",
+    "sb3_settings",
+}
+DEFAULT_MARGIN = 0.10
+"""The equivalence margin where a config declares none: +-10% of the baseline's mean score above a uniformly
+random policy's."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,8 @@ class PaperConfig:
     budgets: dict[str, Budget]
     scoring: dict[str, Any]
     reference: dict[str, Any]
+    margin: float = DEFAULT_MARGIN
+    margin_source: str = "[ours] the suite's default (replications/core/config.py DEFAULT_MARGIN)"
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
@@ -174,6 +192,16 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
     if unknown:
         raise UserError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
     values, sources = _values_and_sources(raw["hyperparameters"], f"{path}: hyperparameters")
+    reference = dict(raw.get("reference") or {})
+    if unknown := sorted(set(reference) - REFERENCE_KEYS):
+        raise UserError(f"{path}: unknown reference keys {unknown}; allowed: {sorted(REFERENCE_KEYS)}")
+    verdict = raw.get("verdict") or {}
+    if not isinstance(verdict, dict) or set(verdict) - {"equivalence_margin"}:
+        raise UserError(f"{path}: verdict must be {{equivalence_margin: {{value, source}}}}, got {verdict!r}")
+    margin, margin_source = _values_and_sources(verdict, f"{path}: verdict")
+    margin_value = margin.get("equivalence_margin", DEFAULT_MARGIN)
+    if isinstance(margin_value, bool) or not isinstance(margin_value, int | float) or not 0 < margin_value < 1:
+        raise UserError(f"{path}: verdict.equivalence_margin = {margin_value!r}: must be a number in (0, 1)")
     overrides = {
         env: _values_and_sources(block, f"{path}: env_overrides.{env}")[0]
         for env, block in (raw.get("env_overrides") or {}).items()
@@ -192,7 +220,9 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
         list(raw.get("deviations") or []),
         budgets,
         dict(raw.get("scoring") or {}),
-        dict(raw.get("reference") or {}),
+        reference,
+        float(margin_value),
+        margin_source.get("equivalence_margin", PaperConfig.margin_source),
     )
 
 
