@@ -90,6 +90,12 @@ class ReportInput:
     margin_fraction: float = 0.10
     """The config's equivalence margin: a fraction of the baseline's mean score above a random policy's."""
     margin_source: str = ""
+    set_apart: list[str] = field(default_factory=list)
+    """Runs of the grid made under another protocol (device, libraries, fingerprint), grouped by what differs:
+    named, not pooled."""
+    n_set_apart: int = 0
+    protocol: str = ""
+    """The protocol the pooled runs share, in words."""
     random: dict[str, float] = field(default_factory=random_scores)
     """env id -> a uniformly random policy's mean return (analysis/data/random_scores.csv)."""
 
@@ -394,6 +400,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         "title": title,
         "runs": len(inp.runs),
         "missing": len(inp.missing),
+        "set_apart": inp.n_set_apart,
         "verdicts": tallies or [tally(summary, inp.baseline_label)],
         "cells": verdict_cells(versus),
     }
@@ -410,6 +417,14 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     if inp.missing:  # a grid with holes says so where the numbers are read, not only in index.html
         shown = "; ".join(inp.missing[:MISSING_SHOWN]) + ("; ..." if len(inp.missing) > MISSING_SHOWN else "")
         md += ["", f"Missing from this report: {len(inp.missing)} run(s) of the grid ({shown}); all in index.html."]
+    if inp.set_apart:
+        md += [
+            "",
+            f"Set apart, not pooled: {inp.n_set_apart} run(s) made under another protocol than the grid's "
+            f"({inp.protocol}):",
+            "",
+            *(f"- {group}" for group in inp.set_apart),
+        ]
     if not versus.empty:
         md += [
             "",
@@ -537,6 +552,7 @@ against {html.escape(inp.baseline_label)}, the table below it against each. <b>C
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
 <h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}
 <h2>Missing runs</h2>{_list(inp.missing)}
+<h2>Runs set apart (another protocol)</h2><p>{html.escape(inp.protocol)}</p>{_list(inp.set_apart)}
 <h2>Provenance</h2>{provenance.to_html(index=False)}
 <p>Generated {time.strftime("%Y-%m-%d %H:%M %Z")} by <code>{html.escape(inp.command)}</code> from the stored runs
 below (results/index.csv and each run's episodes.csv).</p>

@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.references import env_base, paper_values
 from analysis.report import STATUS_FILE, ReportInput, build_report
 from analysis.verdicts import LEGEND, SYMBOLS
+from experiments.protocol import protocol_of, split
 from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
 from replications.core.errors import UserError
@@ -224,6 +225,8 @@ def write_report(
         extra_pairs.append((MATCHED, matched_cfg["label"], "sb3"))
         differences.append(f"{matched_cfg['label']}: {matched_cfg['why']}")
     runs["device"] = [where_it_ran(meta(path)) for path in runs.path]
+    labels = {"ours": "ours", "sb3": "SB3", **dict(baselines)}
+    runs, set_apart, protocol_note, n_apart = one_protocol(runs, meta, labels)
     inp = ReportInput(
         algo=algo,
         budget=budget,
@@ -249,6 +252,9 @@ def write_report(
         variant=variant_name(overrides, steps),
         margin_fraction=paper.margin,
         margin_source=paper.margin_source,
+        set_apart=set_apart,
+        n_set_apart=n_apart,
+        protocol=protocol_note,
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
     if runs.empty:
@@ -260,6 +266,37 @@ def write_report(
         build_report(inp, tmp)
         _write_grid(tmp, algo, budget, envs, specs, steps, overrides)
     return out
+
+
+def one_protocol(
+    runs: pd.DataFrame, meta: Callable[[str], dict[str, Any]], labels: dict[str, str]
+) -> tuple[pd.DataFrame, list[str], str, int]:
+    """The runs of the main protocol (experiments/protocol.py), the others named with what differs, and a line
+    saying what the pooled protocol is and how many of our runs' fingerprints could be checked. The runs set
+    apart come grouped by what differs, with their number (the fourth value: how many in all)."""
+    if runs.empty:
+        return runs, [], "", 0
+    pairs = [
+        (algo, protocol_of(meta(path), algo, "sb3" if impl == "sb3" else "ours"))
+        for algo, impl, path in zip(runs.algo, runs.impl, runs.path, strict=True)
+    ]
+    main, apart = split(pairs)
+    groups: dict[str, list[str]] = {}
+    for i in apart:
+        row = runs.iloc[i]
+        why = pairs[i][1].describe(main[pairs[i][0]])
+        groups.setdefault(why, []).append(f"{labels.get(row.impl, row.impl)} {row.env} seed {row.seed}")
+    set_apart = [f"{len(names)} run(s) with {why}: {', '.join(names)}" for why, names in groups.items()]
+    ours = [p for (_, p), impl in zip(pairs, runs.impl, strict=True) if impl != "sb3"]
+    some = next(iter(main.values()))
+    checked = sum(p.fingerprint is not None for p in ours)
+    note = (
+        f"pooled: device {some.device}; "
+        + ", ".join(f"{k} {v}" for k, v in some.libraries)
+        + f"; the algorithm's fingerprint at the run's commit checked for {checked} of {len(ours)} runs of ours"
+        + (" (the others' commits predate the golden fingerprints)" if checked < len(ours) else "")
+    )
+    return runs.drop(index=runs.index[apart]), set_apart, note, len(apart)
 
 
 @contextlib.contextmanager
@@ -337,6 +374,8 @@ def read_statuses(reports_root: Path) -> list[tuple[Path, dict[str, Any]]]:
             status = json.loads(path.read_text())
             title, runs, missing, verdicts = (status[k] for k in ("title", "runs", "missing", "verdicts"))
             cells = status.get("cells", [])
+            if not isinstance(status.get("set_apart", 0), int):
+                raise ValueError("set_apart must be an integer")
             if not (isinstance(runs, int) and isinstance(missing, int) and isinstance(verdicts, list)):
                 raise ValueError("runs and missing must be integers, verdicts a list")
             if not isinstance(cells, list) or any(not isinstance(c, dict) or set(c) != CELL_KEYS for c in cells):
@@ -383,6 +422,7 @@ def verdict_matrix(reports_root: Path) -> tuple[list[str], list[dict[str, Any]]]
                     "comparison": comparison,
                     "runs": status["runs"],
                     "missing": status["missing"],
+                    "set_apart": status.get("set_apart", 0),
                     "cells": cells,
                 }
             )
@@ -395,14 +435,19 @@ def matrix_markdown(reports_root: Path, link_from: Path) -> str:
     lines = [
         f"Legend: {LEGEND}. Cells: the tested mean / the baseline's mean.",
         "",
-        "| report | comparison | runs (missing) | " + " | ".join(env_base(e) for e in envs) + " |",
+        "| report | comparison | runs (missing, set apart) | " + " | ".join(env_base(e) for e in envs) + " |",
         "|---|---|---:|" + "---|" * len(envs),
     ]
     for r in rows:
         link = Path(os.path.relpath(r["folder"] / "summary.md", link_from)).as_posix()
         cells = " | ".join(r["cells"].get(e, "") for e in envs)
-        lines.append(f"| [{r['title']}]({link}) | {r['comparison']} | {r['runs']} ({r['missing']}) | {cells} |")
+        lines.append(f"| [{r['title']}]({link}) | {r['comparison']} | {_counts(r)} | {cells} |")
     return "\n".join(lines)
+
+
+def _counts(row: dict[str, Any]) -> str:
+    """'81 (12, 33)': runs pooled, missing, set apart (another protocol)."""
+    return f"{row['runs']} ({row['missing']}, {row['set_apart']})"
 
 
 def matrix_html(reports_root: Path) -> str:
@@ -412,14 +457,14 @@ def matrix_html(reports_root: Path) -> str:
     head = "".join(f"<th>{html.escape(env_base(e))}</th>" for e in envs)
     body = "".join(
         f'<tr><td><a href="{r["folder"].name}/index.html">{html.escape(r["title"])}</a></td>'
-        f"<td>{html.escape(r['comparison'])}</td><td>{r['runs']} ({r['missing']})</td>"
+        f"<td>{html.escape(r['comparison'])}</td><td>{_counts(r)}</td>"
         + "".join(f"<td>{html.escape(r['cells'].get(e, ''))}</td>" for e in envs)
         + "</tr>"
         for r in rows
     )
     return (
         f"<p>{html.escape(LEGEND)}. Cells: the tested mean / the baseline's mean.</p>"
-        f"<table><tr><th>report</th><th>comparison</th><th>runs (missing)</th>{head}</tr>{body}</table>"
+        f"<table><tr><th>report</th><th>comparison</th><th>runs (missing, set apart)</th>{head}</tr>{body}</table>"
     )
 
 

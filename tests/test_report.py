@@ -359,10 +359,53 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
     assert update_readme(readme, tmp_path / "reports") == ["status"]
     text = readme.read_text()
     assert "stale row" not in text and text.startswith("intro\n<!-- status -->\nLegend: = equivalent")
-    assert text.endswith("end\n") and "| report | comparison | runs (missing) | Hopper |" in text
+    assert text.endswith("end\n") and "| report | comparison | runs (missing, set apart) | Hopper |" in text
     row = next(line for line in text.splitlines() if line.startswith("| [SAC"))
-    assert row == "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | ours vs SB3 | 6 (2) | ▲ 106 / 56 |"
+    assert (
+        row == "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | ours vs SB3 | 6 (2, 0) | ▲ 106 / 56 |"
+    )
     (tmp_path / "reports" / "sac-crosscheck" / "status.json").write_text('{"title": "x"')
     with pytest.raises(UserError, match=r"sac-crosscheck/status.json is not readable .*'rlrepro report all'"):
         update_readme(readme, tmp_path / "reports")
     assert readme.read_text() == text
+
+
+def test_a_run_of_another_protocol_is_set_apart_and_named(tmp_path):
+    """One run of the grid trained on a GPU with CUDA-graph replay and one with other library versions, the
+    rest on the CPU: the report pools the CPU runs only and names the two with what differs."""
+    from experiments.reporting import one_protocol
+
+    runs = synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0})
+    runs["algo"] = "sac"
+    packages = {"torch": "2.13.0+cpu", "numpy": "2.4.6"}
+    metas = {path: {"commit": "", "packages": packages} for path in runs.path}
+    metas["runs/ours0"] = {"commit": "", "packages": packages, "device": "cuda", "cuda_graph": True}
+    metas["runs/sb32"] = {"commit": "", "packages": {**packages, "torch": "2.11.0"}}
+    kept, apart, note, n = one_protocol(runs, metas.__getitem__, {"ours": "ours", "sb3": "SB3"})
+    assert n == 2 and sorted(kept.run_id) == ["ours1", "ours2", "sb30", "sb31"]
+    assert apart == [
+        "1 run(s) with device cuda (CUDA graph) (the grid: cpu): ours Hopper-v5 seed 0",
+        "1 run(s) with torch 2.11.0 (the grid: torch 2.13.0+cpu): SB3 Hopper-v5 seed 2",
+    ]
+    assert note.startswith("pooled: device cpu; numpy 2.4.6, torch 2.13.0+cpu; ")
+    inp = ReportInput(
+        "sac", "crosscheck", "A paper", "last", ["Hopper-v5"], kept, tmp_path, {}, set_apart=apart, n_set_apart=n
+    )
+    summary = build_report(inp, tmp_path / "out")
+    assert summary.n_seeds.tolist() == [2, 2]
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Set apart, not pooled: 2 run(s) made under another protocol" in md and "SB3 Hopper-v5 seed 2" in md
+
+
+def test_fingerprints_split_only_where_both_are_known():
+    from experiments.protocol import Protocol, compatible, fingerprint_at, split
+
+    a, b = (("GenuineIntel", "aaa"),), (("GenuineIntel", "bbb"), ("AuthenticAMD-AVX512", "ccc"))
+    assert compatible(a, None) and compatible(a, (("AuthenticAMD-AVX512", "ccc"),)) and not compatible(a, b)
+    libs = (("torch", "2.13.0+cpu"),)
+    runs = [("ppo", Protocol("cpu", libs, a)), ("ppo", Protocol("cpu", libs, a)), ("ppo", Protocol("cpu", libs, b))]
+    runs += [("ppo", Protocol("cpu", libs, None)), ("trpo", Protocol("cpu", libs, b))]  # another algorithm's own
+    main, apart = split(runs)
+    assert main["ppo"].fingerprint == a and main["trpo"].fingerprint == b and apart == [2]
+    # the committed goldens are read from git at a commit; a commit this repository does not hold has none
+    assert fingerprint_at("HEAD", "ppo") and fingerprint_at("0" * 40, "ppo") is None
