@@ -31,7 +31,13 @@ from analysis.aggregate import (  # noqa: E402
     performance_profile_figure,
     random_scores,
 )
-from analysis.references import env_base  # noqa: E402
+from analysis.references import (  # noqa: E402
+    METRIC_KINDS,
+    PER_SEED,
+    env_base,
+    max_seed_mean_curve,
+    per_seed_value,
+)
 from analysis.scoring import evaluation_curve, learning_curve, read_run_table  # noqa: E402
 from analysis.stats import CONFIDENCE, N_RESAMPLES, bootstrap_band, bootstrap_ci  # noqa: E402
 from analysis.verdicts import (  # noqa: E402
@@ -98,6 +104,10 @@ class ReportInput:
     """The protocol the pooled runs share, in words."""
     random: dict[str, float] = field(default_factory=random_scores)
     """env id -> a uniformly random policy's mean return (analysis/data/random_scores.csv)."""
+    reference_rows: pd.DataFrame | None = None
+    """Every row of analysis/data/reported_results.csv for this algorithm: each gets ours under its metric."""
+    reference_settings: str = ""
+    """The ``settings`` value of the rows that ran this config's own settings (``reference.settings``)."""
 
     def judge(self, env: str, tested: np.ndarray, baseline: np.ndarray) -> Verdict:
         """``tested`` against ``baseline`` on ``env``: the four-word verdict at this config's margin."""
@@ -239,6 +249,107 @@ def comparisons(inp: ReportInput) -> pd.DataFrame:
     return table[COMPARISON_COLUMNS]
 
 
+REFERENCE_COLUMNS = [
+    "env",
+    "source",
+    "table_or_figure",
+    "implementation",
+    "settings",
+    "metric_kind",
+    "env_version",
+    "budget_steps",
+    "value",
+    "ours",
+    "n_ours",
+    "margin",
+    "p_welch",
+    "p_tost",
+    "verdict",
+    "seeds_needed",
+    "why_no_verdict",
+]
+"""``references.csv``: every reported number for the algorithm on the report's envs, with ours computed under
+that number's metric (``metric_kind``) from the stored curves; a verdict (against the number as a fixed value:
+one-sample Welch and TOST) only where the metric, the settings and the step budget match, else the reason."""
+
+
+def like_for_like(inp: ReportInput) -> pd.DataFrame:
+    if inp.reference_rows is None or inp.reference_rows.empty:
+        return pd.DataFrame(columns=REFERENCE_COLUMNS)
+    tables: dict[tuple[str, str], pd.DataFrame] = {}
+
+    def table(path: str, name: str, n: int | None = None) -> pd.DataFrame:
+        if (path, name) not in tables:
+            file = inp.results_root / path / name
+            tables[path, name] = read_run_table(file, ("step", "return"), n) if file.exists() else pd.DataFrame()
+        return tables[path, name]
+
+    rows = []
+    for env in inp.envs:
+        ours = inp.runs[(inp.runs.env == env) & (inp.runs.impl == "ours")].sort_values("seed")
+        refs = inp.reference_rows[inp.reference_rows.env == env_base(env)]
+        if ours.empty or refs.empty:
+            continue
+        steps = int(ours.steps.max())
+        for ref in refs.to_dict("records"):
+            kind, param = ref["metric_kind"], ref["metric_param"]
+            evaluated = all((inp.results_root / p / "evaluations.csv").exists() for p in ours.path)
+            values = np.array([])
+            reasons = []
+            budget = ref["budget_steps"]
+            if ref["settings"] != inp.reference_settings:
+                reasons.append(f"ran {ref['settings']}, not this config's settings")
+            if not np.isfinite(budget) or abs(budget - steps) > 0.01 * budget:
+                stated = f"{budget:,.0f}" if np.isfinite(budget) else "unstated"
+                reasons.append(f"a budget of {stated} steps, ours {steps:,}")
+            if kind in PER_SEED and (kind == "mean_last_n_training_episodes" or evaluated):
+                values = np.array(
+                    [
+                        per_seed_value(
+                            kind,
+                            param,
+                            lambda p=p, n=n: table(p, "episodes.csv", int(n)),
+                            lambda p=p: table(p, "evaluations.csv"),
+                        )
+                        for p, n in zip(ours.path, ours.n_episodes, strict=True)
+                    ]
+                )
+                value = float(np.mean(values))
+            elif kind == "max_seed_mean_evaluation_curve" and evaluated:
+                value = max_seed_mean_curve([table(p, "evaluations.csv") for p in ours.path])
+                reasons.append("a statistic of the seed-mean curve: no per-seed values to test")
+            else:
+                value = float("nan")
+                reasons.append(
+                    "our runs of this algorithm have no deterministic evaluations"
+                    if kind not in ("max_within_episode_budget", "final_return_budget_unstated")
+                    else f"not computable from our runs ({METRIC_KINDS[kind]})"
+                )
+            why = "; ".join(reasons)
+            v = None
+            if not why:
+                margin = margin_for(float(ref["value"]), inp.random.get(env, float("nan")), inp.margin_fraction)
+                v = decide(values, np.full(2, float(ref["value"])), margin)
+            rows.append(
+                {
+                    "env": env,
+                    **{k: ref[k] for k in ("source", "table_or_figure", "implementation", "settings", "metric_kind")},
+                    "env_version": ref["env_version"],
+                    "budget_steps": budget,
+                    "value": float(ref["value"]),
+                    "ours": value,
+                    "n_ours": len(ours),
+                    "margin": v.margin if v else float("nan"),
+                    "p_welch": v.p_welch if v else float("nan"),
+                    "p_tost": v.p_tost if v else float("nan"),
+                    "verdict": v.word if v else NOT_APPLICABLE,
+                    "seeds_needed": _needed(v),
+                    "why_no_verdict": why,
+                }
+            )
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
 def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
     """'ours against SB3 on n envs: equivalent on a, better on b, worse on c, inconclusive on d (Holm: ...)',
     over the envs with a verdict (at least 2 seeds on each side)."""
@@ -369,6 +480,34 @@ def verdict_cells(versus: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def paper_cells(papers: pd.DataFrame) -> list[dict[str, Any]]:
+    """The matrix cells of the reported numbers that got a verdict (same metric, settings and budget)."""
+    judged = papers[papers.verdict != NOT_APPLICABLE]
+    return [
+        {
+            "comparison": f"ours vs {r['implementation']} ({r['table_or_figure']})",
+            "env": r["env"],
+            "verdict": r["verdict"],
+            "verdict_holm": holm_word,
+            "ours": round(float(r["ours"]), 1),
+            "baseline": round(float(r["value"]), 1),
+            "n": [int(r["n_ours"]), 0],
+            "seeds_needed": r["seeds_needed"],
+        }
+        for r, holm_word in zip(judged.to_dict("records"), _holm_words(judged), strict=True)
+    ]
+
+
+def _holm_words(papers: pd.DataFrame) -> list[str]:
+    """Each paper verdict again with Holm's correction across the envs of its source and table."""
+    words = pd.Series(NOT_APPLICABLE, index=papers.index, dtype=object)
+    for _, group in papers.groupby(["implementation", "table_or_figure"], sort=False):
+        pw, pt = holm(group.p_welch.to_numpy(float)), holm(group.p_tost.to_numpy(float))
+        ours, value = group.ours.to_numpy(float), group.value.to_numpy(float)
+        words[group.index] = [word_for(a, b, d) for a, b, d in zip(pw, pt, ours - value, strict=True)]
+    return words.tolist()
+
+
 def verdict_text(inp: ReportInput) -> str:
     margin = f"+-{inp.margin_fraction:.0%}" + (f" ({inp.margin_source})" if inp.margin_source else "")
     return f"{RULE}. Equivalence margin: {margin}"
@@ -390,6 +529,8 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
             images.append(name)
     versus = comparisons(inp)
     versus.to_csv(out_dir / "comparisons.csv", index=False)
+    papers = like_for_like(inp)
+    papers.to_csv(out_dir / "references.csv", index=False)
     tallies = [
         pair_tally(versus, label, base_label)
         for _, label, _, base_label in _pairs(inp)
@@ -402,7 +543,7 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
         "missing": len(inp.missing),
         "set_apart": inp.n_set_apart,
         "verdicts": tallies or [tally(summary, inp.baseline_label)],
-        "cells": verdict_cells(versus),
+        "cells": verdict_cells(versus) + paper_cells(papers),
     }
     (out_dir / STATUS_FILE).write_text(json.dumps(status, indent=1) + "\n")
     md = [
@@ -417,6 +558,18 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     if inp.missing:  # a grid with holes says so where the numbers are read, not only in index.html
         shown = "; ".join(inp.missing[:MISSING_SHOWN]) + ("; ..." if len(inp.missing) > MISSING_SHOWN else "")
         md += ["", f"Missing from this report: {len(inp.missing)} run(s) of the grid ({shown}); all in index.html."]
+    judged = papers[papers.verdict != NOT_APPLICABLE]
+    if not papers.empty:
+        md += [
+            "",
+            f"Reported numbers, like for like: {len(papers)} row(s) of analysis/data/reported_results.csv on these "
+            f"envs, each with ours computed under its metric (references.csv); a verdict only where the metric, the "
+            f"settings ({inp.reference_settings or 'none of the rows ran this config'}) and the budget match: "
+            f"{len(judged)} row(s)" + (":" if len(judged) else "; the others are context (index.html gives why)."),
+        ]
+        if len(judged):
+            cols = ["env", "implementation", "table_or_figure", "metric_kind", "value", "ours", "margin"]
+            md += ["", markdown_table(_with_p_text(judged), [*cols, "p_welch", "p_tost", "verdict", "seeds_needed"])]
     if inp.set_apart:
         md += [
             "",
@@ -441,7 +594,11 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     aggregates, profiles = normalised_aggregates(inp, out_dir)
     aggregates.to_csv(out_dir / "aggregate.csv", index=False)
     poi = improvement_over_sb3(inp.runs, inp.envs, other=inp.baseline_impl) if not inp.runs.empty else None
-    (out_dir / "index.html").write_text(_html(inp, summary, versus, images, iqm, poi, aggregates, profiles))
+    (out_dir / "index.html").write_text(
+        _html(inp, summary, versus, images, iqm, poi, aggregates, profiles).replace(
+            "<!-- like-for-like -->", _with_p_text(papers).to_html(index=False, na_rep="")
+        )
+    )
     if inp.relation:
         with (out_dir / "summary.md").open("a") as f:
             f.write(f"\n{inp.relation}\n")
@@ -549,6 +706,9 @@ against {html.escape(inp.baseline_label)}, the table below it against each. <b>C
 <h2>Aggregate statistics</h2>{_aggregate_html(iqm, poi, inp.baseline_label)}
 <h3>Normalised scores across envs</h3>{normalised}
 <h2>Paper values</h2><p>{html.escape(inp.reference_note)}</p>{_list(refs)}
+<h3>Every reported number, like for like</h3><p>Ours computed under each row's metric from the stored curves; a
+verdict only where the metric, the settings and the step budget match (why_no_verdict otherwise).</p>
+<!-- like-for-like -->
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
 <h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}
 <h2>Missing runs</h2>{_list(inp.missing)}

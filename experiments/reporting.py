@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.references import env_base, paper_values
+from analysis.references import env_base, load_references, paper_values
 from analysis.report import STATUS_FILE, ReportInput, build_report
 from analysis.verdicts import LEGEND, SYMBOLS
 from experiments.protocol import protocol_of, split
@@ -254,6 +254,8 @@ def write_report(
         margin_source=paper.margin_source,
         set_apart=set_apart,
         n_set_apart=n_apart,
+        reference_rows=_reference_rows(paper.reference),
+        reference_settings=str(paper.reference.get("settings", "")),
         protocol=protocol_note,
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
@@ -266,6 +268,12 @@ def write_report(
         build_report(inp, tmp)
         _write_grid(tmp, algo, budget, envs, specs, steps, overrides)
     return out
+
+
+def _reference_rows(reference: dict[str, Any]) -> pd.DataFrame:
+    """Every reported number for the config's reference algorithm (each is set beside ours, like for like)."""
+    table = load_references()
+    return table[table.algo == reference.get("algo")].reset_index(drop=True)
 
 
 def one_protocol(

@@ -2,8 +2,10 @@
 
 Paper: T. P. Lillicrap, J. J. Hunt, A. Pritzel, N. Heess, T. Erez, Y. Tassa, D. Silver, D. Wierstra (2016).
 Continuous control with deep reinforcement learning. ICLR 2016, arXiv:1509.02971. Hyperparameters:
-Supplementary Section 7 (``configs/ddpg.yaml``). Reference numbers on gym: the TD3 paper's re-implementation
-with these settings (Fujimoto et al. 2018, Table 1, "DDPG" column).
+Supplementary Section 7 (``configs/ddpg.yaml``). Reference numbers on gym: none ran this paper's exact settings.
+The TD3 paper's "DDPG" column (Fujimoto et al. 2018, Tables 1 and 2) is OpenAI Baselines' DDPG (the paper's rates,
+L2, tau, batch and OU noise, plus observation normalisation and a 64-64 LayerNorm network), not the TD3
+repository's DDPG.py; the reports show it as context, labelled so, and judge ours against SB3.
 
 Update (Algorithm 1), per gradient step on a minibatch from the replay buffer:
     y = r + gamma (1 - terminated) Q'(s', mu'(s'))                                     (target networks)
@@ -19,11 +21,11 @@ Implementation details:
     ([ablation] ``action_layer=1``: at the input, as SB3's critic).
  3. [paper] Final layers initialised U[-3e-3, 3e-3], the others U[-1/sqrt(fan_in), 1/sqrt(fan_in)]
     (PyTorch's default Linear init is exactly that).
- 4. [paper] Batch normalisation on the low-dimensional inputs and layers: NOT used here, as in the TD3
-    authors' re-implementation (DDPG.py) whose numbers are our exact references; listed in ``deviations``.
+ 4. [paper] Batch normalisation on the low-dimensional inputs and layers: NOT used here, so that the SB3
+    cross-check runs at equal settings (SB3's DDPG has none); listed in ``deviations``.
  5. [reference code] Uniform random actions for the first 1,000 steps (10,000 on HalfCheetah and Ant), then
     one gradient step per env step (the TD3 paper's protocol for its DDPG runs); the weight decay also
-    applies to Q's biases (torch Adam's weight_decay, as DDPG.py).
+    applies to Q's biases (torch Adam's weight_decay, as the TD3 repository's DDPG.py does).
  6. [paper] Scored by deterministic evaluation (no noise): 10 episodes every 5,000 steps (TD3's protocol).
  7. [ours] Actions live in [-1, 1] and are rescaled to the env's bounds; truncation bootstraps; networks
     on ``RLREPRO_DEVICE`` (default cpu), the update returning tensors (no host synchronisation per step).

@@ -1,6 +1,9 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from analysis.report import ReportInput, build_report
 from analysis.scoring import last_n_training_episodes, learning_curve
@@ -122,20 +125,19 @@ def test_report_against_several_of_our_algorithms(tmp_path):
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
 
 
+def trpo_on_hopper(runs: pd.DataFrame, root, **kwargs) -> ReportInput:
+    """A paper-budget TRPO report on Hopper-v5 of ``runs`` (no primary reference row)."""
+    return ReportInput("trpo", "paper", "A paper", "last 100", ["Hopper-v5"], runs, root, {}, **kwargs)
+
+
 def test_report_equivalence_and_ours_with_the_baselines_settings(tmp_path):
-    """Seeds 104, 105, 106 against SB3's 106, 107, 108 on Hopper (random policy: 31.1): Welch's test finds no
+    """Seeds 103, 104, 105 against SB3's 105, 106, 107 on Hopper (random policy: 31.1): Welch's test finds no
     difference (p 0.07), and the 90% CI of the difference, -2 +- 2.132 sqrt(2/3), lies inside the margin of 10%
-    of 107 - 31.1: 'equivalent'. An extra pair compares ours run with the baseline's settings against it too."""
+    of 106 - 31.1: 'equivalent'. An extra pair compares ours run with the baseline's settings against it too."""
     runs = synthetic_runs(tmp_path, {"ours": 98.0, "sb3": 100.0, "ours-matched": 100.2})  # means 104, 106, 105.2
-    inp = ReportInput(
-        "trpo",
-        "paper",
-        "A paper",
-        "last 100",
-        ["Hopper-v5"],
+    inp = trpo_on_hopper(
         runs,
         tmp_path,
-        {},
         baselines=[("sb3", "SB3"), ("ours-matched", "ours with SB3's settings")],
         extra_pairs=[("ours-matched", "ours with SB3's settings", "sb3")],
     )
@@ -409,3 +411,80 @@ def test_fingerprints_split_only_where_both_are_known():
     assert main["ppo"].fingerprint == a and main["trpo"].fingerprint == b and apart == [2]
     # the committed goldens are read from git at a commit; a commit this repository does not hold has none
     assert fingerprint_at("HEAD", "ppo") and fingerprint_at("0" * 40, "ppo") is None
+
+
+def test_reference_metrics_by_hand():
+    """Two seeds' evaluation curves at steps 10, 20, 30 (two episodes each): the mean of the last k evaluations
+    per seed, the last evaluation, and the maximum over steps of the seed-mean curve, computed by hand."""
+    from analysis.references import max_seed_mean_curve, per_seed_value
+
+    a = pd.DataFrame({"step": [10, 10, 20, 20, 30, 30], "return": [1.0, 3.0, 10.0, 10.0, 4.0, 6.0]})  # 2, 10, 5
+    b = pd.DataFrame({"step": [10, 10, 20, 20, 30, 30], "return": [0.0, 0.0, 2.0, 4.0, 9.0, 9.0]})  # 0, 3, 9
+    ev = lambda t: lambda: t  # noqa: E731
+    assert per_seed_value("mean_last_k_evaluations", 2, ev(None), ev(a)) == pytest.approx(7.5)
+    assert per_seed_value("final_evaluation", float("nan"), ev(None), ev(b)) == 9.0
+    assert max_seed_mean_curve([a, b]) == pytest.approx(7.0)  # the seed-mean curve: 1, 6.5, 7
+    episodes = pd.DataFrame({"step": [5, 9, 14], "return": [1.0, 2.0, 6.0]})
+    assert per_seed_value("mean_last_n_training_episodes", 2, ev(episodes), ev(None)) == 4.0
+
+
+def test_a_reported_number_gets_a_verdict_only_like_for_like(tmp_path):
+    """Three rows for Hopper: the config's own settings, metric and budget (a verdict against the number, as a
+    fixed value); another implementation's settings (context, with why); a max-over-training statistic (context).
+    Ours' seeds score 103, 104, 105 on the last 100 training episodes."""
+    from analysis.references import COLUMNS
+
+    runs = synthetic_runs(tmp_path, {"ours": 98.0, "sb3": 98.0})
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        algo="trpo",
+        env="Hopper",
+        env_version="v2",
+        table_or_figure="T",
+        budget_steps=1000.0,
+        value=104.5,
+        implementation="OpenAI Baselines",
+        settings="Baselines",
+        metric_kind="mean_last_n_training_episodes",
+        metric_param=100.0,
+        source="S",
+    )
+    rows = pd.DataFrame(
+        [
+            row,
+            {**row, "settings": "Tianshou's tuned settings", "implementation": "Tianshou"},
+            {**row, "metric_kind": "max_seed_mean_evaluation_curve", "metric_param": float("nan")},
+        ]
+    )
+    inp = trpo_on_hopper(
+        runs,
+        tmp_path,
+        reference_rows=rows,
+        reference_settings="Baselines",
+    )
+    build_report(inp, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "references.csv", keep_default_na=False, na_values=[""])
+    assert table.ours.tolist()[:2] == pytest.approx([104.0, 104.0]) and np.isnan(table.ours[2])
+    # one-sample: t = (104 - 104.5) / (1 / sqrt(3)), df 2; margin 10% of 104.5 - 31.1 (random): inside it
+    assert table.p_welch[0] == pytest.approx(2 * stats.t.sf(0.5 * np.sqrt(3), 2))
+    assert table.verdict.tolist() == ["equivalent", "n/a", "n/a"]
+    assert table.why_no_verdict[1] == "ran Tianshou's tuned settings, not this config's settings"
+    assert table.why_no_verdict[2] == "our runs of this algorithm have no deterministic evaluations"
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert [c["comparison"] for c in status["cells"]] == ["ours vs SB3", "ours vs OpenAI Baselines (T)"]
+
+
+def test_the_reference_table_is_checked_and_every_row_has_a_known_metric_kind(tmp_path):
+    from analysis.references import METRIC_KINDS, REFERENCE_CSV, load_references
+    from replications.core.errors import UserError
+
+    table = load_references()
+    assert set(table.metric_kind) <= set(METRIC_KINDS) and table.implementation.notna().all()
+    # the TD3 paper's 'DDPG' column is OpenAI Baselines' DDPG (../shared/references/ correction of 2026-11-30)
+    ddpg = table[(table.algo == "ddpg") & table.source.str.contains("'DDPG' column")]
+    assert set(ddpg.implementation) == {"OpenAI Baselines DDPG"} and set(ddpg.table_or_figure) == {"Table 1", "Table 2"}
+    bad = pd.read_csv(REFERENCE_CSV)
+    bad.loc[3, "metric_kind"] = "best_ever"
+    bad.to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(UserError, match=r"r.csv line 5: metric_kind 'best_ever'; allowed: mean_last_n_training_"):
+        load_references(tmp_path / "r.csv")

@@ -54,6 +54,8 @@ REFERENCE_KEYS = {
     "compare_overrides",
     "relation",
     "sb3_settings",
+    "settings",
+    "table_or_figure",
 }
 DEFAULT_MARGIN = 0.10
 """The equivalence margin where a config declares none: +-10% of the baseline's mean score above a uniformly
