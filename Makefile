@@ -35,7 +35,7 @@ replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours an
 	$(BIN)/rlrepro replicate $(ALGO) --budget $(BUDGET) --workers $(WORKERS) $(COMPARE) $(ARGS)
 
 replicate-ppo: ALGO = ppo
-replicate-ppo: replicate  ## PPO's grid: 7 MuJoCo envs x 3 seeds x 1M steps (BUDGET=quick: classic control)
+replicate-ppo: replicate  ## PPO's grid: 7 MuJoCo envs x 3 seeds x 1M steps (BUDGET=quick: classic control; crosscheck: 10 seeds)
 
 replicate-trpo: ALGO = trpo
 replicate-trpo: replicate  ## TRPO's grid (ours and sb3-contrib), Baselines' 1M-step settings

@@ -106,26 +106,27 @@ def _grid(args: argparse.Namespace) -> list:
     )
 
 
+def _comparison(args: argparse.Namespace):  # noqa: ANN202 (experiments.comparison.Comparison, imported late)
+    """The grid of the shared options and what its report compares, built once (experiments/comparison.py)."""
+    from experiments.comparison import build_comparison
+    from replications.core.config import parse_overrides
+
+    return build_comparison(args.algo, args.budget, _grid(args), parse_overrides(args.set), args.steps)
+
+
 def _replicate(args: argparse.Namespace) -> int:
     from experiments.publish import GridPublisher, publish_report, publish_run
     from experiments.runner import results_root, run_grid
     from experiments.store import ResultsStore
-    from replications.core.config import parse_overrides
 
     if not args.no_report:
         _check_writable(Path(args.reports), "--reports")
-    specs = _grid(args)
-    to_run = specs
+    comparison = _comparison(args)
+    specs = list(comparison.specs)
+    to_run = comparison.runs_to_run(args.with_comparators)
     if args.with_comparators:  # our other algorithms' runs that this algorithm's report sets it against
-        from experiments.reporting import comparator_specs, comparators
-        from replications.core.config import load_paper_config
-
-        compare = comparators(load_paper_config(args.algo).reference)
-        if not compare:
-            raise UserError(f"--with-comparators: {args.algo}'s report compares with no other algorithm of ours")
-        others = [s for group in comparator_specs(compare, args.budget, specs) for s in group]
-        to_run = specs + [s for s in dict.fromkeys(others) if s not in specs]
-        print(f"with comparators ({', '.join(label for *_, label in compare)}): {len(to_run) - len(specs)} more runs")
+        labels = ", ".join(g.label for g in comparison.comparators)
+        print(f"with comparators ({labels}): {len(to_run) - len(specs)} more runs")
     store = ResultsStore(results_root(args.results))
     publisher = GridPublisher(args.wandb_project) if args.wandb else None
     after = None
@@ -147,9 +148,7 @@ def _replicate(args: argparse.Namespace) -> int:
     if not args.no_report:
         from experiments.reporting import write_report
 
-        out = write_report(
-            args.algo, args.budget, store, Path(args.reports), specs, parse_overrides(args.set), args.steps
-        )
+        out = write_report(comparison, store, Path(args.reports))
         print(f"report: {out / 'index.html'}")
         if publisher is not None:
             publisher.publish(publish_report, out)
@@ -161,18 +160,16 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from experiments.comparison import build_comparison
     from experiments.registry import ALGOS
     from experiments.reporting import variant_grids, write_overview, write_report
     from experiments.runner import plan_grid, results_root
     from experiments.store import ResultsStore
-    from replications.core.config import parse_overrides
 
     _check_writable(Path(args.reports), "--reports")
     store = ResultsStore(results_root(args.results))
     if args.algo != "all":
-        out = write_report(
-            args.algo, args.budget, store, Path(args.reports), _grid(args), parse_overrides(args.set), args.steps
-        )
+        out = write_report(_comparison(args), store, Path(args.reports))
         print(f"report: {out / 'index.html'}")
     else:  # every algorithm and budget (paper, quick, crosscheck...) with at least one stored run of its grid
         from replications.core.config import load_paper_config
@@ -182,9 +179,8 @@ def _report(args: argparse.Namespace) -> int:
             for budget in load_paper_config(algo).budgets:
                 specs = plan_grid(algo, budget)
                 if done & {s.run_id for s in specs}:
-                    print(
-                        f"report: {write_report(algo, budget, store, Path(args.reports), specs=specs) / 'index.html'}"
-                    )
+                    out = write_report(build_comparison(algo, budget, specs), store, Path(args.reports))
+                    print(f"report: {out / 'index.html'}")
         for grid in variant_grids(Path(args.reports)):  # the reports written with --steps or --set
             specs = plan_grid(
                 grid["algo"],
@@ -195,9 +191,8 @@ def _report(args: argparse.Namespace) -> int:
                 overrides=grid["overrides"],
                 steps=grid["steps"],
             )
-            out = write_report(
-                grid["algo"], grid["budget"], store, Path(args.reports), specs, grid["overrides"], grid["steps"]
-            )
+            comparison = build_comparison(grid["algo"], grid["budget"], specs, grid["overrides"], grid["steps"])
+            out = write_report(comparison, store, Path(args.reports))
             print(f"report: {out / 'index.html'}")
     print(f"overview: {write_overview(Path(args.reports))}")
     return 0

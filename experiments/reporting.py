@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.references import env_base, load_references, paper_values
 from analysis.report import STATUS_FILE, ReportInput, build_report
 from analysis.verdicts import LEGEND, SYMBOLS
+from experiments.comparison import MATCHED, Comparison
 from experiments.protocol import protocol_of, split
 from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
@@ -60,55 +61,6 @@ def _why_missing(store: ResultsStore, spec: RunSpec) -> str:
     return f": unfinished ({meta.get('status')}), excluded from the analysis"
 
 
-MATCHED = "ours-sb3-settings"
-"""The impl label of our runs at SB3's settings (``reference.sb3_settings`` in a config) in a report."""
-
-
-def comparators(reference: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
-    """(key, algo, overrides, label) of each of our algorithms a report compares with (``reference.compare_algo``).
-
-    An entry is an algorithm name (its paper config with ``reference.compare_overrides``) or a mapping
-    ``{algo, overrides, label, key}``, so one algorithm can appear twice at different settings. The first
-    entry gives the summary's verdict.
-    """
-    raw = reference.get("compare_algo") or []
-    out = []
-    for entry in [raw] if isinstance(raw, str | dict) else raw:
-        if isinstance(entry, str):
-            entry = {"algo": entry, "overrides": reference.get("compare_overrides", {})}
-        unknown = set(entry) - {"algo", "overrides", "label", "key"}
-        if "algo" not in entry or unknown:
-            raise UserError(
-                f"reference.compare_algo entry {entry!r}: needs 'algo'; allowed keys: algo, overrides, label, key"
-            )
-        algo = entry["algo"]
-        out.append(
-            (
-                entry.get("key", algo),
-                algo,
-                dict(entry.get("overrides") or {}),
-                entry.get("label", f"our {algo.upper()}"),
-            )
-        )
-    keys = [key for key, *_ in out]
-    if len(set(keys)) < len(keys):
-        raise UserError(f"reference.compare_algo: two entries share a key ({', '.join(keys)}); give each a 'key'")
-    return out
-
-
-def comparator_specs(
-    compare: list[tuple[str, str, dict[str, Any], str]], budget: str, specs: list[RunSpec]
-) -> list[list[RunSpec]]:
-    """The runs of each comparator a report on ``specs`` sets them against: the same envs, seeds and step
-    budgets, with the other algorithm's own (paper) hyperparameters and the comparator's overrides."""
-    from experiments.runner import make_spec
-
-    return [
-        [make_spec(algo, "ours", s.env, s.seed, s.steps, budget, overrides) for s in specs if s.impl == "ours"]
-        for _, algo, overrides, _ in compare
-    ]
-
-
 def where_it_ran(meta: dict[str, Any]) -> str:
     """The device a run's networks ran on, from its meta.json: "cpu", or e.g. "cuda (NVIDIA H100 80GB HBM3,
     CUDA graph)" (runs stored before the device was recorded ran on the CPU)."""
@@ -118,45 +70,16 @@ def where_it_ran(meta: dict[str, Any]) -> str:
     return f"{device} ({meta.get('gpu') or 'unknown GPU'}{', CUDA graph' if meta.get('cuda_graph') else ''})"
 
 
-CONFIG_VALUES = "config-values"
-"""The impl label, in an ablation report (``--set``), of our runs of the same grid at the config's own values."""
+def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path) -> Path:
+    """Report on the complete runs of ``comparison``'s grid and of its baselines (runs of a changed config are
+    never mixed in).
 
-
-def ablation_baselines(algo: str, budget: str, specs: list[RunSpec]) -> list[tuple[str, str, list[RunSpec]]]:
-    """What a report on a grid run with ``--set`` overrides sets its runs against: (impl key, label, specs) of
-    ours at the config's own values, and of SB3 at its own where the grid holds no SB3 runs (an ablation of
-    ours alone: SB3 cannot take it)."""
-    from experiments.registry import get_algo
-    from experiments.runner import make_spec
-
-    ours = [s for s in specs if s.impl == "ours"]
-    out = [
-        (
-            CONFIG_VALUES,
-            f"our {algo.upper()} (config values)",
-            [make_spec(algo, "ours", s.env, s.seed, s.steps, budget, {}) for s in ours],
-        )
-    ]
-    if "sb3" in get_algo(algo).impls and not any(s.impl == "sb3" for s in specs):
-        out.append(("sb3", "SB3", [make_spec(algo, "sb3", s.env, s.seed, s.steps, budget, {}) for s in ours]))
-    return out
-
-
-def write_report(
-    algo: str,
-    budget: str,
-    store: ResultsStore,
-    reports_root: Path,
-    specs: list[RunSpec],
-    overrides: dict[str, Any] | None = None,
-    steps: int | None = None,
-) -> Path:
-    """Report on the complete runs of ``specs`` (runs of a changed config are never mixed in).
-
-    A grid run with ``overrides`` (an ablation) or another ``steps`` budget gets a folder of its own
+    A grid run with overrides (an ablation) or another ``steps`` budget gets a folder of its own
     (``report_dir``), so the budget's own report is never overwritten; an ablation's runs are also set against
     the same grid at the config's own values (and SB3's, for an ablation of ours alone), where those are stored.
     """
+    c = comparison
+    algo, budget, specs, overrides, steps = c.algo, c.budget, list(c.specs), c.overrides, c.steps
     paper = load_paper_config(algo)
     index = store.read_index()
     wanted = {s.run_id for s in specs}
@@ -167,16 +90,9 @@ def write_report(
             f"results index {store.index_path} lists {len(gone)} run(s) whose directory is missing (first: {gone[0]}); "
             f"nothing was changed; rebuild the index from the run directories with 'rlrepro index --rebuild'"
         )
-    matched_cfg = paper.reference.get("sb3_settings") if any(s.impl == "sb3" for s in specs) else None
-    matched_ids: set[str] = set()
-    if matched_cfg:  # ours again at SB3's settings: its own rows and a comparison with SB3 of its own
-        from experiments.runner import sb3_settings_specs
-
-        matched_ids = {s.run_id for s in sb3_settings_specs(algo, budget, specs)}
-        runs.loc[runs.run_id.isin(matched_ids), "impl"] = MATCHED
+    runs.loc[runs.run_id.isin(c.matched_ids), "impl"] = MATCHED
     missing = [
-        f"{matched_cfg['label'] if s.run_id in matched_ids else s.impl} {s.env} seed {s.seed} ({s.steps:,} steps)"
-        f"{_why_missing(store, s)}"
+        f"{c.impl_label(s)} {s.env} seed {s.seed} ({s.steps:,} steps){_why_missing(store, s)}"
         for s in specs
         if s.run_id not in set(runs.run_id)
     ]
@@ -186,44 +102,25 @@ def write_report(
         for d in meta(path).get("sb3_differences", []):
             if d not in differences:
                 differences.append(d)
+    differences += c.notes
     envs = list(dict.fromkeys(s.env for s in specs))
-
-    def baseline_runs(key: str, label: str, group: list[RunSpec]) -> pd.DataFrame:
-        """The stored runs of ``group`` labelled ``key``; the ones not stored are listed as missing."""
-        got = index[index.run_id.isin({s.run_id for s in group})].copy()
-        got["impl"] = key
-        missing.extend(
-            f"{label} {s.env} seed {s.seed}{_why_missing(store, s)}" for s in group if s.run_id not in set(got.run_id)
-        )
-        return got
-
-    baselines = [("sb3", "SB3")]
-    compare = comparators(paper.reference)
-    if compare and not any(s.impl == "sb3" for s in specs):  # no SB3 counterpart: against our own algorithms
-        baselines = []
-        for (key, _, _, label), other in zip(compare, comparator_specs(compare, budget, specs), strict=True):
-            other_runs = baseline_runs(key, label, other)
-            runs = pd.concat([runs, other_runs], ignore_index=True)
-            baselines.append((key, label))
-    relation = paper.reference.get("relation", "")
-    if overrides:
-        settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(overrides.items()))
-        relation = (
-            f"Ablation: 'ours' is our {algo.upper()} with {settings}; it is tested against the same grid at the "
-            f"config's own values (and SB3's, where the grid has none of its own), where those runs are stored."
-        )
-        added = []
-        for key, label, group in ablation_baselines(algo, budget, specs):
-            if not index.run_id.isin({s.run_id for s in group}).any():
-                continue
-            runs = pd.concat([runs, baseline_runs(key, label, group)], ignore_index=True)
-            added.append((key, label))
-        baselines = added + [b for b in baselines if b[0] not in {key for key, _ in added}]
-    extra_pairs = []
-    if matched_cfg:
-        baselines.append((MATCHED, matched_cfg["label"]))
-        extra_pairs.append((MATCHED, matched_cfg["label"], "sb3"))
-        differences.append(f"{matched_cfg['label']}: {matched_cfg['why']}")
+    baselines = []
+    for group in c.baselines:
+        ids = {s.run_id for s in group.specs}
+        if group.specs and not (group.if_stored and not index.run_id.isin(ids).any()):
+            got = index[index.run_id.isin(ids)].copy()
+            got["impl"] = group.key
+            missing.extend(
+                f"{group.label} {s.env} seed {s.seed}{_why_missing(store, s)}"
+                for s in group.specs
+                if s.run_id not in set(got.run_id)
+            )
+            runs = pd.concat([runs, got], ignore_index=True)
+        elif group.specs:
+            continue  # an ablation's reference with no stored runs
+        baselines.append((group.key, group.label))
+    relation = c.relation
+    extra_pairs = list(c.extra_pairs)
     runs["device"] = [where_it_ran(meta(path)) for path in runs.path]
     labels = {"ours": "ours", "sb3": "SB3", **dict(baselines)}
     runs, set_apart, protocol_note, n_apart = one_protocol(runs, meta, labels)
@@ -250,8 +147,8 @@ def write_report(
         relation=relation,
         extra_pairs=extra_pairs,
         variant=variant_name(overrides, steps),
-        margin_fraction=paper.margin,
-        margin_source=paper.margin_source,
+        margin_fraction=c.margin,
+        margin_source=c.margin_source,
         set_apart=set_apart,
         n_set_apart=n_apart,
         reference_rows=_reference_rows(paper.reference),
@@ -471,7 +368,7 @@ def matrix_html(reports_root: Path) -> str:
         for r in rows
     )
     return (
-        f"<p>{html.escape(LEGEND)}. Cells: the tested mean / the baseline's mean.</p>"
+        f"<p>Legend: {html.escape(LEGEND)}. Cells: the tested mean / the baseline's mean.</p>"
         f"<table><tr><th>report</th><th>comparison</th><th>runs (missing, set apart)</th>{head}</tr>{body}</table>"
     )
 

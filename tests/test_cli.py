@@ -109,7 +109,7 @@ def test_replicate_skips_complete_runs(tiny_grid):
             "'epochs' = 'ten': expected int",
         ),
         (["train", "ppo", "CartPole-v1", "--steps", "ten"], "invalid int value: 'ten'"),
-        (["replicate", "ppo", "--budget", "huge"], "unknown budget 'huge' for ppo; allowed: paper, quick"),
+        (["replicate", "ppo", "--budget", "huge"], "unknown budget 'huge' for ppo; allowed: paper, crosscheck, quick"),
         (["replicate", "ppo", "--with-comparators"], "ppo's report compares with no other algorithm of ours"),
     ],
 )
@@ -174,21 +174,25 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
     ]
     versus = pd.read_csv(report / "comparisons.csv")
     assert versus.baseline.tolist() == ["our SAC (config values)", "SB3"]
-    assert versus.n_baseline.tolist() == [5, 5] and (versus.n_ours >= 1).all()
+    # every stored run of each baseline is pooled or set apart by name (one protocol per grid: the committed
+    # Hopper seeds 0 and 1 of ours were made at other library versions, seed 0 on a GPU)
+    page = (report / "index.html").read_text()
+    pooled = [
+        [s for s in group if f"{label} Hopper-v5 seed {s.seed}" not in page.split("Runs set apart")[1]]
+        for group, label in ((default[:5], "our SAC (config values)"), (default[5:], "SB3"))
+    ]
+    assert versus.n_baseline.tolist() == [len(g) for g in pooled] and (versus.n_ours >= 1).all()
+    assert len(pooled[0]) >= 3 and len(pooled[1]) == 5
     assert versus.baseline_mean.tolist() == pytest.approx(
-        [
-            index.loc[[s.run_id for s in default[:5]], "score"].mean(),
-            index.loc[[s.run_id for s in default[5:]], "score"].mean(),
-        ]
+        [index.loc[[s.run_id for s in group], "score"].mean() for group in pooled]
     )
     summary = pd.read_csv(report / "summary.csv", keep_default_na=False, na_values=[""])
     assert summary.impl.tolist() == ["ours", "config-values", "sb3"]
-    if versus.n_ours[0] == 1:  # only seed 0 of the ablation stored
+    if versus.n_ours[0] == 1 and "ours Hopper-v5 seed 0" not in page:  # only seed 0 of the ablation stored
         assert versus.ours_mean[0] == pytest.approx(index.loc[ablation.run_id, "score"])
     text = (report / "summary.md").read_text()
     assert "Ablation: 'ours' is our SAC with log_prob_epsilon = 1e-06" in text
     assert text.startswith("**SAC (crosscheck budget, log_prob_epsilon=1e-06)**")
-    page = (report / "index.html").read_text()
     assert "<h1>SAC replication: crosscheck budget, log_prob_epsilon=1e-06</h1>" in page
     assert "rlrepro report sac --budget crosscheck --set log_prob_epsilon=1e-06" in page
     # 'report all' regenerates it from its grid.json, beside the budget's own report

@@ -180,15 +180,15 @@ def test_every_committed_config_resolves_for_every_env_and_budget_it_plans(algo)
     grid (and the runs its report compares with) plans, and so does every report written with --set."""
     import json
 
-    from experiments.reporting import comparator_specs, comparators
+    from experiments.comparison import build_comparison
     from experiments.runner import plan_grid
 
     paper = load_paper_config(algo)
     for budget in paper.budgets:
         specs = plan_grid(algo, budget)
         assert specs
-        compare = comparators(paper.reference)
-        assert all(group for group in comparator_specs(compare, budget, specs)) if compare else True
+        comparison = build_comparison(algo, budget, specs)
+        assert all(group.specs for group in comparison.comparators)
     reports = Path(__file__).resolve().parent.parent / "reports"
     for grid in (json.loads(p.read_text()) for p in sorted(reports.glob(f"{algo}-*/grid.json"))):
         if grid["algo"] == algo and (grid["steps"] or grid["overrides"]):

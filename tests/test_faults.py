@@ -106,6 +106,7 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
 
 @pytest.mark.slow
 def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
+    from experiments.comparison import build_comparison
     from experiments.reporting import write_report
     from experiments.runner import make_spec, run_grid
     from experiments.store import ResultsStore
@@ -117,7 +118,7 @@ def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
     assert n_run == 2 and len(failures) == 1 and "seed 1: non-finite" in failures[0]
     assert store.is_complete(good) and store.meta(bad)["status"] == "failed"
     assert list(store.read_index().seed) == [0]
-    out = write_report("ppo", "custom", store, tmp_path / "reports", [good, bad])
+    out = write_report(build_comparison("ppo", "custom", [good, bad]), store, tmp_path / "reports")
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.n_seeds) == [1]
     html = (out / "index.html").read_text()

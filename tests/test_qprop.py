@@ -101,7 +101,7 @@ def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_va
     """The summary's verdict compares Q-Prop with our TRPO at Q-Prop's settings: every hyperparameter the two
     share must agree (TRPO standardises its advantages where Q-Prop centres them: the natural step is
     scale-free, so the two steps are the same)."""
-    from experiments.reporting import comparators
+    from experiments.comparison import comparators
     from experiments.runner import make_spec
 
     (key, other, overrides, label), plain = comparators(load_paper_config(algo).reference)

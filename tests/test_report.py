@@ -284,7 +284,7 @@ def test_summary_names_the_missing_runs(tmp_path):
 
 
 def test_comparators_of_a_config_and_their_bad_entries():
-    from experiments.reporting import comparators
+    from experiments.comparison import comparators
     from replications.core.errors import UserError
 
     assert comparators({"compare_algo": "trpo", "compare_overrides": {"horizon": 5000}}) == [
