@@ -299,8 +299,9 @@ CELL_KEYS = {"comparison", "env", "verdict", "verdict_holm", "ours", "baseline",
 def _cell(c: dict[str, Any]) -> str:
     """'? 1,853 / 2,024 n=14 (Holm =)': the verdict's symbol, the two means, the seeds an inconclusive one needs."""
     text = f"{SYMBOLS.get(c['verdict'], c['verdict'])} {c['ours']:,.0f} / {c['baseline']:,.0f}"
-    if c["seeds_needed"]:
-        text += f" n={c['seeds_needed']}"
+    if c["seeds_needed"]:  # '14', or '>1000' where no number of seeds up to 1,000 would do
+        needed = str(c["seeds_needed"])
+        text += f" n{needed}" if needed.startswith(">") else f" n={needed}"
     if c["verdict_holm"] != c["verdict"]:
         text += f" (Holm {SYMBOLS.get(c['verdict_holm'], c['verdict_holm'])})"
     return text

@@ -362,6 +362,18 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
     text = readme.read_text()
     assert "stale row" not in text and text.startswith("intro\n<!-- status -->\nLegend: = equivalent")
     assert text.endswith("end\n") and "| report | comparison | runs (missing, set apart) | Hopper |" in text
+    from experiments.reporting import _cell
+
+    cell = {
+        "verdict": "inconclusive",
+        "verdict_holm": "worse",
+        "ours": 1.0,
+        "baseline": 2500.0,
+        "seeds_needed": ">1000",
+    }
+    assert _cell(cell) == "? 1 / 2,500 n>1000 (Holm ▼)" and _cell({**cell, "seeds_needed": "14"}).endswith(
+        "n=14 (Holm ▼)"
+    )
     row = next(line for line in text.splitlines() if line.startswith("| [SAC"))
     assert (
         row == "| [SAC (crosscheck budget)](reports/sac-crosscheck/summary.md) | ours vs SB3 | 6 (2, 0) | ▲ 106 / 56 |"
