@@ -24,8 +24,9 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)  ## create $(VENV) with the pinned requirements (torch 2.13.0 CPU)
 
-lint: $(STAMP)  ## ruff and hadolint
+lint: $(STAMP)  ## ruff (lint and format) and hadolint
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
 test: lint  ## the test suite (numeric, learning, CLI end to end); well under 15 minutes on 2 cores
