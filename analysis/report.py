@@ -291,9 +291,9 @@ def like_for_like(inp: ReportInput) -> pd.DataFrame:
         if ours.empty or refs.empty:
             continue
         steps = int(ours.steps.max())
+        evaluated = all((inp.results_root / p / "evaluations.csv").exists() for p in ours.path)
         for ref in refs.to_dict("records"):
             kind, param = ref["metric_kind"], ref["metric_param"]
-            evaluated = all((inp.results_root / p / "evaluations.csv").exists() for p in ours.path)
             values = np.array([])
             reasons = []
             budget = ref["budget_steps"]

@@ -124,6 +124,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
     runs["device"] = [where_it_ran(meta(path)) for path in runs.path]
     labels = {"ours": "ours", "sb3": "SB3", **dict(baselines)}
     runs, set_apart, protocol_note, n_apart = one_protocol(runs, meta, labels)
+    table = load_references()  # read once: the primary rows and every row set beside ours
     inp = ReportInput(
         algo=algo,
         budget=budget,
@@ -132,7 +133,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         envs=envs,
         runs=runs,
         results_root=store.root,
-        references=paper_values(paper.reference) if budget == "paper" else {},
+        references=paper_values(paper.reference, table) if budget == "paper" else {},
         reference_note=paper.reference.get("note", "")
         if budget == "paper"
         else "No paper reports numbers for this budget; it is a cross-check of ours against the baseline only.",
@@ -151,7 +152,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         margin_source=c.margin_source,
         set_apart=set_apart,
         n_set_apart=n_apart,
-        reference_rows=_reference_rows(paper.reference),
+        reference_rows=table[table.algo == paper.reference.get("algo")].reset_index(drop=True),
         reference_settings=str(paper.reference.get("settings", "")),
         protocol=protocol_note,
     )
@@ -165,12 +166,6 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         build_report(inp, tmp)
         _write_grid(tmp, algo, budget, envs, specs, steps, overrides)
     return out
-
-
-def _reference_rows(reference: dict[str, Any]) -> pd.DataFrame:
-    """Every reported number for the config's reference algorithm (each is set beside ours, like for like)."""
-    table = load_references()
-    return table[table.algo == reference.get("algo")].reset_index(drop=True)
 
 
 def one_protocol(
