@@ -29,7 +29,7 @@ lint: $(STAMP)  ## ruff (lint and format) and hadolint
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## the test suite (numeric, learning, CLI end to end); well under 15 minutes on 2 cores
+test: lint  ## the test suite (numeric, learning, CLI end to end), one pytest worker per core (-n0: serial)
 	$(BIN)/python -m pytest
 
 replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours and SB3), then the report

@@ -111,6 +111,7 @@ def test_an_offline_run_file_is_read_only_once_complete(tmp_path):
         run.log({"episode/return": float(step)}, step=step)
     local = Path(run.dir).parent
     run.finish()
+    read_offline_run(local)  # the writer may still be flushing the original: take it once it is complete
     (path,) = local.glob("run-*.wandb")
     whole = path.read_bytes()
     cut = tmp_path / "cut" / local.name
