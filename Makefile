@@ -84,7 +84,7 @@ regress: $(STAMP)  ## ALGO=ppo: is the current code a significant regression aga
 	$(BIN)/rlrepro regress $(ALGO) --workers $(WORKERS) $(ARGS)
 
 readme: $(STAMP)  ## regenerate the README's results tables from reports/*/summary.md
-	$(BIN)/python -m experiments.readme
+	$(BIN)/python -m experiments.tools.readme
 
 clean-venv:
 	rm -rf $(VENV)

@@ -63,7 +63,7 @@ METRICS = ("median", "iqm", "mean", "optimality_gap")
 
 
 def random_scores(path: Path = RANDOM_SCORES) -> dict[str, float]:
-    """env id -> mean return of a uniformly random policy (experiments/random_scores.py made the file)."""
+    """env id -> mean return of a uniformly random policy (experiments/tools/random_scores.py made the file)."""
     table = pd.read_csv(path)
     return dict(zip(table.env, table.random_score, strict=True))
 

@@ -1,4 +1,5 @@
-"""``rlrepro``: a thin command line over experiments.runner, experiments.reporting and the store.
+"""``rlrepro``: a thin command line (argument parsing and printing) over the rooms of ``experiments/``: grid/
+(plan and run), reporting/, store.py, publish.py, tools/ (bench, regress, fingerprint).
 
 Bad input gets one line, ``rlrepro: error: <what was wrong; what is allowed>``, and exit status 2.
 """
@@ -56,21 +57,13 @@ def _check_writable(path: Path, option: str, *, file: bool = False) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from experiments.grid import make_spec, results_root, train
     from experiments.publish import publish_run
-    from experiments.runner import execute, make_spec, results_root
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
     spec = make_spec(args.algo, args.impl, args.env, args.seed, args.steps, "custom", parse_overrides(args.set))
     store = ResultsStore(results_root(args.out))
-    if store.is_complete(spec) and not args.force:
-        print(f"already complete: {store.path(spec)} (use --force to run it again)")
-        return 0
-    if store.is_complete(spec):
-        import shutil
-
-        shutil.rmtree(store.path(spec))
-    store.read_index()
     start, last = time.time(), [0.0]
 
     def progress(step: int, recent_return: float) -> None:
@@ -83,7 +76,10 @@ def _train(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    row = execute(spec, store, progress)
+    row = train(spec, store, progress, force=args.force)
+    if row is None:
+        print(f"already complete: {store.path(spec)} (use --force to run it again)")
+        return 0
     print(f"done: score {row['score']:.2f}; run directory {store.path(spec)}")
     if args.wandb:
         publish_run(store.path(spec), project=args.wandb_project)
@@ -92,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _grid(args: argparse.Namespace) -> list:
     """The grid a replicate (or the report on it) covers, from the shared options."""
-    from experiments.runner import plan_grid
+    from experiments.grid import plan_grid
     from replications.core.config import parse_overrides
 
     return plan_grid(
@@ -106,17 +102,17 @@ def _grid(args: argparse.Namespace) -> list:
     )
 
 
-def _comparison(args: argparse.Namespace):  # noqa: ANN202 (experiments.comparison.Comparison, imported late)
-    """The grid of the shared options and what its report compares, built once (experiments/comparison.py)."""
-    from experiments.comparison import build_comparison
+def _comparison(args: argparse.Namespace):  # noqa: ANN202 (experiments.reporting.comparison.Comparison, imported late)
+    """The grid of the shared options and what its report compares, built once (experiments/reporting/comparison.py)."""
+    from experiments.reporting.comparison import build_comparison
     from replications.core.config import parse_overrides
 
     return build_comparison(args.algo, args.budget, _grid(args), parse_overrides(args.set), args.steps)
 
 
 def _replicate(args: argparse.Namespace) -> int:
+    from experiments.grid import results_root, run_grid
     from experiments.publish import GridPublisher, publish_report, publish_run
-    from experiments.runner import results_root, run_grid
     from experiments.store import ResultsStore
 
     if not args.no_report:
@@ -160,49 +156,24 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from experiments.comparison import build_comparison
-    from experiments.registry import ALGOS
-    from experiments.reporting import variant_grids, write_overview, write_report
-    from experiments.runner import plan_grid, results_root
+    from experiments.grid import results_root
+    from experiments.reporting import write_all, write_overview, write_report
     from experiments.store import ResultsStore
 
     _check_writable(Path(args.reports), "--reports")
     store = ResultsStore(results_root(args.results))
-    if args.algo != "all":
-        out = write_report(_comparison(args), store, Path(args.reports))
+    written = [write_report(_comparison(args), store, Path(args.reports))] if args.algo != "all" else None
+    for out in written or write_all(store, Path(args.reports)):
         print(f"report: {out / 'index.html'}")
-    else:  # every algorithm and budget (paper, quick, crosscheck...) with at least one stored run of its grid
-        from replications.core.config import load_paper_config
-
-        done = set(store.read_index().run_id)
-        for algo in ALGOS:
-            for budget in load_paper_config(algo).budgets:
-                specs = plan_grid(algo, budget)
-                if done & {s.run_id for s in specs}:
-                    out = write_report(build_comparison(algo, budget, specs), store, Path(args.reports))
-                    print(f"report: {out / 'index.html'}")
-        for grid in variant_grids(Path(args.reports)):  # the reports written with --steps or --set
-            specs = plan_grid(
-                grid["algo"],
-                grid["budget"],
-                seeds=grid["seeds"],
-                envs=grid["envs"],
-                impls=grid["impls"],
-                overrides=grid["overrides"],
-                steps=grid["steps"],
-            )
-            comparison = build_comparison(grid["algo"], grid["budget"], specs, grid["overrides"], grid["steps"])
-            out = write_report(comparison, store, Path(args.reports))
-            print(f"report: {out / 'index.html'}")
     print(f"overview: {write_overview(Path(args.reports))}")
     return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from experiments.grid import results_root
     from experiments.publish import publish_report, publish_run
     from experiments.registry import get_algo
     from experiments.reporting import report_dir
-    from experiments.runner import results_root
     from experiments.store import ResultsStore
     from replications.core.config import parse_overrides
 
@@ -222,7 +193,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from experiments.runner import results_root
+    from experiments.grid import results_root
     from experiments.store import ResultsStore
 
     store = ResultsStore(results_root(args.results))
@@ -244,7 +215,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from experiments.bench import bench
+    from experiments.tools.bench import bench
 
     out = Path(args.out) if args.out else None
     if out is not None:
@@ -255,7 +226,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise UserError("--cuda-graph needs --device cuda (a CUDA graph replays GPU kernels)")
         os.environ["RLREPRO_CUDA_GRAPH"] = "1"
     if args.seed_parallel > 1:
-        from experiments.bench import bench_seed_parallel
+        from experiments.tools.bench import bench_seed_parallel
 
         bench_seed_parallel(args.algo, args.env, args.steps, args.seed_parallel, out)
     else:
@@ -264,7 +235,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _regress(args: argparse.Namespace) -> int:
-    from experiments.regress import regress
+    from experiments.tools.regress import regress
     from replications.core.config import parse_overrides
 
     return regress(
@@ -273,7 +244,7 @@ def _regress(args: argparse.Namespace) -> int:
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
-    from experiments.fingerprint import update_golden
+    from experiments.tools.fingerprint import update_golden
 
     if args.update == args.add_kind:
         raise UserError(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from experiments import sb3_adapters
+from experiments.baselines import sb3 as sb3_adapters
 from replications import awr, ddpg, npg, ppo, qprop, sac, trpo
 from replications.core.errors import UserError
 

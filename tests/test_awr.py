@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.runner import execute, make_spec
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications.awr import action_bound_loss, actor_loss, awr_weights
 from replications.core.replay import RecentSamples

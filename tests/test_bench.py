@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.bench import write_bench_summary
+from experiments.tools.bench import write_bench_summary
 
 
 def test_bench_summary_lists_every_stored_measurement(tmp_path):

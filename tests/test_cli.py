@@ -154,7 +154,7 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
     config's values and SB3's (which cannot take it), each from the store."""
     import shutil
 
-    from experiments.runner import make_spec
+    from experiments.grid import make_spec
 
     exe = str(Path(sys.executable).parent / "rlrepro")
     committed = Path(__file__).resolve().parent.parent / "results"
@@ -201,7 +201,7 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
     assert everything.returncode == 0, everything.stderr
     assert (report / "summary.csv").exists() and (reports / "sac-crosscheck" / "summary.csv").exists()
     assert pd.read_csv(report / "comparisons.csv").equals(versus)
-    from experiments.reporting import variant_grids
+    from experiments.reporting.write import variant_grids
     from replications.core.errors import UserError
 
     (report / "grid.json").write_text("{not json")

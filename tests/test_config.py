@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from experiments.grid import make_spec
 from experiments.registry import ALGOS
-from experiments.runner import make_spec
 from replications.core.config import CONFIG_DIR, build_config, load_paper_config, parse_overrides, resolve
 from replications.core.errors import UserError
 from replications.ppo import PPOConfig
@@ -180,8 +180,8 @@ def test_every_committed_config_resolves_for_every_env_and_budget_it_plans(algo)
     grid (and the runs its report compares with) plans, and so does every report written with --set."""
     import json
 
-    from experiments.comparison import build_comparison
-    from experiments.runner import plan_grid
+    from experiments.grid import plan_grid
+    from experiments.reporting.comparison import build_comparison
 
     paper = load_paper_config(algo)
     for budget in paper.budgets:

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments.runner import execute, make_spec
-from experiments.sb3_adapters import PaperDDPG, ddpg_kwargs, train_ddpg
+from experiments.baselines.sb3 import PaperDDPG, ddpg_kwargs, train_ddpg
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications import ddpg
 from replications.core.config import load_paper_config, resolve

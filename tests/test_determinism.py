@@ -1,6 +1,6 @@
 import pandas as pd
 
-from experiments.runner import execute, make_spec
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 
 STAT_COLUMNS = ["step", "lr", "policy_loss", "value_loss", "entropy", "approx_kl"]

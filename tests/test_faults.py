@@ -106,9 +106,9 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
 
 @pytest.mark.slow
 def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
-    from experiments.comparison import build_comparison
+    from experiments.grid import make_spec, run_grid
     from experiments.reporting import write_report
-    from experiments.runner import make_spec, run_grid
+    from experiments.reporting.comparison import build_comparison
     from experiments.store import ResultsStore
 
     good = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})
@@ -161,7 +161,7 @@ def test_an_off_policy_run_resumes_with_its_replay_buffer_and_matches_an_uninter
 @pytest.mark.slow
 def test_a_worker_stops_when_its_replicate_process_is_killed(tmp_path):
     """SIGTERM to the replicate process alone (not its group): its worker must not train on as an orphan."""
-    from experiments.runner import plan_grid
+    from experiments.grid import plan_grid
     from experiments.store import ResultsStore
 
     results = tmp_path / "results"

@@ -1,12 +1,12 @@
-"""Any numerical change to an algorithm shows up here at once (see experiments/fingerprint.py)."""
+"""Any numerical change to an algorithm shows up here at once (see experiments/tools/fingerprint.py)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments.fingerprint import cpu_kind, fingerprint, golden_path
 from experiments.registry import ALGOS
+from experiments.tools.fingerprint import cpu_kind, fingerprint, golden_path
 
 RTOL = 1e-6
 
@@ -42,7 +42,7 @@ def test_a_deliberate_change_breaks_the_fingerprint(monkeypatch):
 
 
 def test_goldens_are_looked_up_by_cpu_kind_then_vendor(tmp_path, monkeypatch):
-    import experiments.fingerprint as fp
+    import experiments.tools.fingerprint as fp
 
     monkeypatch.setattr(fp, "GOLDEN_DIR", tmp_path)
     (tmp_path / "GenuineIntel").mkdir()

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from experiments.runner import execute, make_spec
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 
 # A random CartPole policy averages about 22; the task is solved at 500.

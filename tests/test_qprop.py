@@ -63,7 +63,7 @@ def test_eta_rules_of_the_variants():
 def test_qprop_runs_both_variants_through_the_suite(tmp_path, algo):
     import pandas as pd
 
-    from experiments.runner import execute, make_spec
+    from experiments.grid import execute, make_spec
     from experiments.store import ResultsStore
 
     store = ResultsStore(tmp_path)
@@ -85,7 +85,7 @@ def test_qprop_learns_to_balance_the_inverted_pendulum(tmp_path):
     random policy's level (about -1,225)."""
     import pandas as pd
 
-    from experiments.runner import execute, make_spec
+    from experiments.grid import execute, make_spec
     from experiments.store import ResultsStore
 
     store = ResultsStore(tmp_path)
@@ -101,8 +101,8 @@ def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_va
     """The summary's verdict compares Q-Prop with our TRPO at Q-Prop's settings: every hyperparameter the two
     share must agree (TRPO standardises its advantages where Q-Prop centres them: the natural step is
     scale-free, so the two steps are the same)."""
-    from experiments.comparison import comparators
-    from experiments.runner import make_spec
+    from experiments.grid import make_spec
+    from experiments.reporting.comparison import comparators
 
     (key, other, overrides, label), plain = comparators(load_paper_config(algo).reference)
     assert (key, other, label, plain[1]) == ("trpo-qprop-settings", "trpo", "our TRPO at Q-Prop's settings", "trpo")

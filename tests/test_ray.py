@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.ray_backend import staging_root
+from experiments.grid.ray_backend import staging_root
 
 # one worker runs every test here: the cluster fixture ends with `ray stop --force`, which stops every Ray
 # process on the machine, so a second cluster in a parallel pytest worker would be killed with it

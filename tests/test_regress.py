@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.regress import baseline_path, compare, regress
+from experiments.tools.regress import baseline_path, compare, regress
 
 
 def _df(scores):

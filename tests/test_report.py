@@ -227,7 +227,7 @@ def test_trpo_grid_includes_ours_at_sb3_contribs_settings():
     """TRPO's config asks for Fisher-vector products on every 5th sample, which sb3-contrib cannot do; its
     grid with SB3 also runs ours with the whole batch (reference.sb3_settings), once per seed; never for PPO,
     nor for ours alone (make regress)."""
-    from experiments.runner import plan_grid
+    from experiments.grid import plan_grid
 
     assert len(plan_grid("trpo", "paper")) == 7 * 6 * 3  # the paper budget: 6 seeds of ours, SB3, ours at SB3's
     grid = plan_grid("trpo", "paper", seeds=3)
@@ -284,7 +284,7 @@ def test_summary_names_the_missing_runs(tmp_path):
 
 
 def test_comparators_of_a_config_and_their_bad_entries():
-    from experiments.comparison import comparators
+    from experiments.reporting.comparison import comparators
     from replications.core.errors import UserError
 
     assert comparators({"compare_algo": "trpo", "compare_overrides": {"horizon": 5000}}) == [
@@ -302,7 +302,7 @@ def test_comparators_of_a_config_and_their_bad_entries():
 
 
 def test_a_runs_device_is_read_from_its_meta():
-    from experiments.reporting import where_it_ran
+    from experiments.reporting.write import where_it_ran
 
     assert where_it_ran({"gpu": "NVIDIA H100 80GB HBM3"}) == "cpu"  # stored before the device was recorded
     assert where_it_ran({"device": "cpu", "gpu": "NVIDIA H100 80GB HBM3"}) == "cpu"  # a GPU machine's CPU
@@ -349,7 +349,7 @@ def test_stratified_bootstrap_resamples_each_task_apart():
 def test_readme_status_table_is_generated_from_each_report(tmp_path):
     """The README's verdict matrix comes from the reports' status.json (runs held and missing, one cell per
     comparison and env); a corrupt status file is a one-line error naming it, and the README is left as it was."""
-    from experiments.readme import update_readme
+    from experiments.tools.readme import update_readme
     from replications.core.errors import UserError
 
     missing = [f"ours Hopper-v5 seed {i}: not run yet" for i in (3, 4)]
@@ -362,7 +362,7 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
     text = readme.read_text()
     assert "stale row" not in text and text.startswith("intro\n<!-- status -->\nLegend: = equivalent")
     assert text.endswith("end\n") and "| report | comparison | runs (missing, set apart) | Hopper |" in text
-    from experiments.reporting import _cell
+    from experiments.reporting.write import _cell
 
     cell = {
         "verdict": "inconclusive",
@@ -387,7 +387,7 @@ def test_readme_status_table_is_generated_from_each_report(tmp_path):
 def test_a_run_of_another_protocol_is_set_apart_and_named(tmp_path):
     """One run of the grid trained on a GPU with CUDA-graph replay and one with other library versions, the
     rest on the CPU: the report pools the CPU runs only and names the two with what differs."""
-    from experiments.reporting import one_protocol
+    from experiments.reporting.write import one_protocol
 
     runs = synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0})
     runs["algo"] = "sac"
@@ -412,7 +412,7 @@ def test_a_run_of_another_protocol_is_set_apart_and_named(tmp_path):
 
 
 def test_fingerprints_split_only_where_both_are_known():
-    from experiments.protocol import Protocol, compatible, fingerprint_at, split
+    from experiments.reporting.protocol import Protocol, compatible, fingerprint_at, split
 
     a, b = (("GenuineIntel", "aaa"),), (("GenuineIntel", "bbb"), ("AuthenticAMD-AVX512", "ccc"))
     assert compatible(a, None) and compatible(a, (("AuthenticAMD-AVX512", "ccc"),)) and not compatible(a, b)

@@ -14,8 +14,8 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.distributions import Normal
 
-from experiments.runner import execute, make_spec
-from experiments.sb3_adapters import sac_kwargs, train_sac
+from experiments.baselines.sb3 import sac_kwargs, train_sac
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications import sac
 from replications.core.config import build_config, load_paper_config

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 from stable_baselines3 import PPO
 
-from experiments.runner import execute, make_spec
-from experiments.sb3_adapters import make_sb3_env, ppo_kwargs
+from experiments.baselines.sb3 import make_sb3_env, ppo_kwargs
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications.core.config import load_paper_config, resolve
 from replications.ppo import PPOConfig

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.runner import execute, execute_group, make_spec, work_items
+from experiments.grid import execute, execute_group, make_spec, work_items
 from experiments.store import ResultsStore
 from replications.core.seed_parallel import clip_grad_norm_per_seed_, gather_seeds
 

@@ -91,7 +91,7 @@ def test_concurrent_writers_never_lose_or_corrupt_rows(tmp_path):
 
 
 def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_path):
-    from experiments.runner import execute, make_spec
+    from experiments.grid import execute, make_spec
 
     store = ResultsStore(tmp_path)
     diverging = {"horizon": 512, "learning_rate": 1e30}  # a NaN hyperparameter is refused by the config itself
@@ -104,7 +104,7 @@ def test_a_nan_loss_fails_the_run_clearly_and_keeps_it_out_of_the_analysis(tmp_p
 
 
 def _real_spec(seed=0):
-    from experiments.runner import make_spec
+    from experiments.grid import make_spec
 
     return make_spec("ppo", "ours", "CartPole-v1", seed, 2048, "quick", {})
 
@@ -122,7 +122,7 @@ def _holder(root, started, finish, seed=0):
 def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys, monkeypatch):
     """Two replicate commands on one store: the second skips what the first is running (before, it deleted
     the first's run directory and ran it again)."""
-    from experiments.runner import run_grid
+    from experiments.grid import run_grid
 
     ctx = mp.get_context("spawn")
     started, finish = ctx.Event(), ctx.Event()
@@ -157,7 +157,7 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
 
 
 def test_a_seed_parallel_group_that_meets_a_taken_seed_lets_go_of_the_seeds_it_began(tmp_path, monkeypatch):
-    from experiments.runner import execute_group
+    from experiments.grid import execute_group
 
     ctx = mp.get_context("spawn")
     started, finish = ctx.Event(), ctx.Event()

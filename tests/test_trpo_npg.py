@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, kl_divergence
 
-from experiments.runner import execute, make_spec
+from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications import npg, trpo
 from replications.core.advantages import gae

@@ -15,7 +15,7 @@ from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from experiments.sb3_adapters import action_dims, trpo_kwargs, trpo_settings
+from experiments.baselines.sb3 import action_dims, trpo_kwargs, trpo_settings
 from replications import trpo
 from replications.core.advantages import standardize
 from replications.core.config import load_paper_config, resolve

@@ -3,8 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from experiments.grid import execute, make_spec
 from experiments.publish import publish_report, publish_run, read_offline_run
-from experiments.runner import execute, make_spec
 from experiments.store import ResultsStore
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 from analysis.references import env_base, load_references, paper_values
 from analysis.report import STATUS_FILE, ReportInput, build_report
 from analysis.verdicts import LEGEND, SYMBOLS
-from experiments.comparison import MATCHED, Comparison
-from experiments.protocol import protocol_of, split
+from experiments.reporting.comparison import MATCHED, Comparison, build_comparison
+from experiments.reporting.protocol import protocol_of, split
 from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
 from replications.core.errors import UserError
@@ -171,7 +171,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
 def one_protocol(
     runs: pd.DataFrame, meta: Callable[[str], dict[str, Any]], labels: dict[str, str]
 ) -> tuple[pd.DataFrame, list[str], str, int]:
-    """The runs of the main protocol (experiments/protocol.py), the others named with what differs, and a line
+    """The runs of the main protocol (experiments/reporting/protocol.py), the others named with what differs, and a line
     saying what the pooled protocol is and how many of our runs' fingerprints could be checked. The runs set
     apart come grouped by what differs, with their number (the fourth value: how many in all)."""
     if runs.empty:
@@ -264,6 +264,33 @@ def variant_grids(reports_root: Path) -> list[dict[str, Any]]:
         if grid["steps"] or grid["overrides"]:
             grids.append(grid)
     return grids
+
+
+def write_all(store: ResultsStore, reports_root: Path) -> Iterator[Path]:
+    """Write every report the store has runs for: each algorithm's budgets (paper, quick, crosscheck...) with
+    at least one stored run of its grid, then the grids written before with ``--steps`` or ``--set``; yields
+    each report's folder as it is written."""
+    from experiments.grid import plan_grid
+    from experiments.registry import ALGOS
+
+    done = set(store.read_index().run_id)
+    for algo in ALGOS:
+        for budget in load_paper_config(algo).budgets:
+            specs = plan_grid(algo, budget)
+            if done & {s.run_id for s in specs}:
+                yield write_report(build_comparison(algo, budget, specs), store, reports_root)
+    for grid in variant_grids(reports_root):
+        specs = plan_grid(
+            grid["algo"],
+            grid["budget"],
+            seeds=grid["seeds"],
+            envs=grid["envs"],
+            impls=grid["impls"],
+            overrides=grid["overrides"],
+            steps=grid["steps"],
+        )
+        comparison = build_comparison(grid["algo"], grid["budget"], specs, grid["overrides"], grid["steps"])
+        yield write_report(comparison, store, reports_root)
 
 
 def read_statuses(reports_root: Path) -> list[tuple[Path, dict[str, Any]]]:

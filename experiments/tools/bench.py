@@ -159,7 +159,7 @@ def write_bench_summary(bench_dir: Path, out: Path = Path("reports/bench/summary
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     shown = bench_dir.resolve()
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     shown = shown.relative_to(root) if shown.is_relative_to(root) else shown
     out.write_text("\n".join(rows) + f"\n\n(from `{shown}/*.json`, written by `make bench`)\n")
     return out

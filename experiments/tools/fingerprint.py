@@ -26,11 +26,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from experiments.grid import execute, make_spec
 from experiments.registry import ALGOS
-from experiments.runner import execute, make_spec
 from experiments.store import ResultsStore
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "tests" / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden"
 ENV, SEED, STEPS = "Pendulum-v1", 7, 512
 # short versions of each config: two on-policy iterations; for off-policy, 256 updates after a 256-step warm-up
 _OFF_POLICY = {"warmup_steps": 256, "batch_size": 64, "eval_every": 512, "eval_episodes": 1}

@@ -14,20 +14,20 @@ from pathlib import Path
 
 from replications.core.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATUS = re.compile(r"(<!-- status -->\n).*?(<!-- /status -->)", re.S)
 
 
 def status_table(reports: Path, readme_dir: Path) -> str:
     """The verdict matrix (experiments.reporting.matrix_markdown): one row per report and comparison, one column
     per env, each report linked to its summary (relative to the README)."""
-    from experiments.reporting import matrix_markdown
+    from experiments.reporting.write import matrix_markdown
 
     return matrix_markdown(reports, readme_dir)
 
 
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:
-    from experiments.bench import write_bench_summary
+    from experiments.tools.bench import write_bench_summary
 
     if (ROOT / "results" / "bench").exists() and reports == ROOT / "reports":
         write_bench_summary(ROOT / "results" / "bench", reports / "bench" / "summary.md")

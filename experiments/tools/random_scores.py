@@ -1,6 +1,6 @@
 """Random-policy scores per env (the 0 of normalised scores, as the PPO paper's Table 1 normalisation):
 the mean raw return of 10 episodes of uniformly random actions, seeded. Written to
-``analysis/data/random_scores.csv`` by ``python -m experiments.random_scores``."""
+``analysis/data/random_scores.csv`` by ``python -m experiments.tools.random_scores``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 
 from replications.core.envs import SUPPORTED_ENVS
 
-OUT = Path(__file__).resolve().parent.parent / "analysis" / "data" / "random_scores.csv"
+OUT = Path(__file__).resolve().parents[2] / "analysis" / "data" / "random_scores.csv"
 EPISODES, SEED = 10, 0
 
 

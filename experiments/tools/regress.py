@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.stats import probability_of_improvement
-from experiments.runner import execute, plan_grid, run_grid
+from experiments.grid import execute, plan_grid, run_grid
 from experiments.store import ResultsStore, provenance
 from replications.core.errors import UserError
 
-BASELINE_DIR = Path(__file__).resolve().parent.parent / "results" / "regress"
+BASELINE_DIR = Path(__file__).resolve().parents[2] / "results" / "regress"
 CANDIDATE_SEED_OFFSET = 1000
 BOUND = 0.5
 

@@ -4,7 +4,7 @@
 against (SB3; or, for an algorithm with no SB3 counterpart, our other algorithms at the settings the config
 names; or, for an ablation, the same grid at the config's own values), the extra pairs, the equivalence margin,
 the expected relation and the reference block. ``rlrepro replicate`` plans its runs from it
-(``runs_to_run``) and ``rlrepro report`` draws them (experiments/reporting.py); neither assembles its own.
+(``runs_to_run``) and ``rlrepro report`` draws them (experiments/reporting/write.py); neither assembles its own.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def build_comparison(
     steps: int | None = None,
 ) -> Comparison:
     """The comparison a report on the grid ``specs`` draws, from ``algo``'s config (validated here)."""
+    from experiments.grid import make_spec, sb3_settings_specs
     from experiments.registry import get_algo
-    from experiments.runner import make_spec, sb3_settings_specs
 
     paper = load_paper_config(algo)
     overrides = overrides or {}
