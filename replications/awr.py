@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from replications.core.advantages import standardize, td_lambda_returns
+from replications.core.algorithm import Update
 from replications.core.envs import check_env_id
 from replications.core.logging import RunLogger
 from replications.core.networks import GaussianPolicy, Policy
@@ -178,8 +179,7 @@ def make_update(
         }
 
     # saved in checkpoints (the buffer too: it is part of the algorithm's state)
-    update.optimizers = {"actor_sgd": actor_opt, "critic_sgd": critic_opt, "samples": samples}  # type: ignore[attr-defined]
-    return update
+    return Update(update, {"actor_sgd": actor_opt, "critic_sgd": critic_opt, "samples": samples})
 
 
 def train(env_id: str, cfg: AWRConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:

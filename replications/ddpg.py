@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replications.core.algorithm import Update
 from replications.core.checkpoint import Checkpointer
 from replications.core.config import late_field
 from replications.core.logging import RunLogger
@@ -156,15 +157,17 @@ def make_update(cfg: DDPGConfig, actor: Actor, critic: Critic):
         polyak_update(critic_target, critic, cfg.tau)
         return {"critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(), "q_mean": q.detach().mean()}
 
-    update.state = {  # type: ignore[attr-defined]  # what a checkpoint saves
-        "actor": actor,
-        "critic": critic,
-        "actor_target": actor_target,
-        "critic_target": critic_target,
-        "actor_opt": actor_opt,
-        "critic_opt": critic_opt,
-    }
-    return update
+    return Update(
+        update,
+        {  # what a checkpoint saves
+            "actor": actor,
+            "critic": critic,
+            "actor_target": actor_target,
+            "critic_target": critic_target,
+            "actor_opt": actor_opt,
+            "critic_opt": critic_opt,
+        },
+    )
 
 
 def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
@@ -189,14 +192,13 @@ def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: Run
         eval_env,
         explore=lambda o: act(o, True),
         exploit=lambda o: act(o, False),
-        update=update,
+        update=update.with_state(noise=noise),  # the noise process resumes too
         buffer=ReplayBuffer(min(cfg.buffer_size, total_steps), obs_dim, act_dim, device),
         schedule=schedule,
         logger=logger,
         rng=np.random.default_rng(seed),
         seed=seed,
         on_episode_start=noise.reset,
-        state={**update.state, "noise": noise},
         checkpointer=Checkpointer(logger.run_dir),
     )
     torch.save({"actor": actor.state_dict(), "critic": critic.state_dict()}, logger.run_dir / "model.pt")

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from replications.core.advantages import standardize
+from replications.core.algorithm import Update
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     conjugate_gradient,
@@ -128,8 +129,7 @@ def make_update(cfg: NPGConfig, policy: Policy, value_fn: nn.Module, generator: 
         )
         return stats_row(stats)
 
-    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
-    return update
+    return Update(update, {"value_adam": value_opt})
 
 
 def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
@@ -161,8 +161,7 @@ def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
         )
         return [stats_row(stats, k) for k in range(model.n_seeds)]
 
-    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]
-    return update
+    return Update(update, {"value_adam": value_opt})
 
 
 def train(env_id: str, cfg: NPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:

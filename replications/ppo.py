@@ -37,6 +37,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from replications.core.algorithm import Update
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
 from replications.core.onpolicy import batch_tensors, minibatch_indices, set_learning_rate, train_on_policy
@@ -147,8 +148,7 @@ def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: 
             n_updates += 1
         return _stats(lr, totals, n_updates)
 
-    update.optimizers = {"adam": optimizer}  # type: ignore[attr-defined]  # saved in checkpoints
-    return update
+    return Update(update, {"adam": optimizer})
 
 
 def make_seed_parallel_update(cfg: PPOConfig, model: SeedParallel):
@@ -172,8 +172,7 @@ def make_seed_parallel_update(cfg: PPOConfig, model: SeedParallel):
             n_updates += 1
         return [_stats(lr, t, n_updates) for t in totals]
 
-    update.optimizers = {"adam": optimizer}  # type: ignore[attr-defined]
-    return update
+    return Update(update, {"adam": optimizer})
 
 
 def train(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:

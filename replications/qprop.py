@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replications.core.algorithm import Update
 from replications.core.checkpoint import StatefulRNG
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import policy_dist_params, policy_mean_kl, trust_region_step
@@ -176,16 +177,18 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
             }
         )
 
-    update.optimizers = {  # type: ignore[attr-defined]  # saved in checkpoints
-        "value_adam": value_opt,
-        "q": q,
-        "q_target": q_target,
-        "mu_target": mu_target,
-        "q_adam": q_opt,
-        "replay": replay,
-        "replay_rng": rng,
-    }
-    return update
+    return Update(
+        update,
+        {  # saved in checkpoints
+            "value_adam": value_opt,
+            "q": q,
+            "q_target": q_target,
+            "mu_target": mu_target,
+            "q_adam": q_opt,
+            "replay": replay,
+            "replay_rng": rng,
+        },
+    )
 
 
 def train(env_id: str, cfg: QPropConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:

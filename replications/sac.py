@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from replications.core.algorithm import Update
 from replications.core.checkpoint import Checkpointer
 from replications.core.config import late_field
 from replications.core.logging import RunLogger
@@ -190,18 +191,20 @@ def make_update(
             "entropy": -log_prob.detach().mean(),
         }
 
-    update.state = {  # type: ignore[attr-defined]  # what a checkpoint saves
-        "actor": actor,
-        "q1": q1,
-        "q2": q2,
-        "critic_opt": critic_opt,
-        "actor_opt": actor_opt,
-        "log_alpha": log_alpha,
-        "alpha_opt": alpha_opt,
-        **({"v": v} if v is not None else {}),
-        **targets,
-    }
-    return update
+    return Update(
+        update,
+        {  # what a checkpoint saves
+            "actor": actor,
+            "q1": q1,
+            "q2": q2,
+            "critic_opt": critic_opt,
+            "actor_opt": actor_opt,
+            "log_alpha": log_alpha,
+            "alpha_opt": alpha_opt,
+            **({"v": v} if v is not None else {}),
+            **targets,
+        },
+    )
 
 
 def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
@@ -229,7 +232,6 @@ def train(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunL
         logger=logger,
         rng=np.random.default_rng(seed),
         seed=seed,
-        state=update.state,
         checkpointer=Checkpointer(logger.run_dir),
     )
     torch.save({"actor": actor.state_dict(), "q1": q1.state_dict(), "q2": q2.state_dict()}, logger.run_dir / "model.pt")

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from replications.core.advantages import standardize
+from replications.core.algorithm import Update
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     LineSearchResult,
@@ -135,8 +136,7 @@ def make_update(cfg: TRPOConfig, policy: Policy, value_fn: nn.Module, generator:
         )
         return stats_row(_stats(search, v_loss))
 
-    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]  # saved in checkpoints
-    return update
+    return Update(update, {"value_adam": value_opt})
 
 
 def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
@@ -171,8 +171,7 @@ def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
         stats = _stats(search, v_loss)
         return [stats_row(stats, k) for k in range(model.n_seeds)]
 
-    update.optimizers = {"value_adam": value_opt}  # type: ignore[attr-defined]
-    return update
+    return Update(update, {"value_adam": value_opt})
 
 
 def train(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def test_cuda_graph_replays_the_ddpg_update():
     """DDPG's update has no randomness: replayed as a CUDA graph it gives the eager update's numbers
     (to float rounding: capturable Adam computes its bias correction on the device)."""
     eager, graphed_base = _update("ddpg", "cuda"), _update("ddpg", "cuda")
-    graphed = cuda_graphed(graphed_base, graphed_base.state)
+    graphed = cuda_graphed(graphed_base)
     buf = _buffer("cuda")
     for i in range(20):
         batch = buf.sample(64, np.random.default_rng(i))
@@ -130,7 +130,7 @@ def test_cuda_graph_sac_update_learns_a_fixed_regression(algo):
     moves the networks, keeps the step count (warm-up undone) and the losses finite and falling on a
     fixed minibatch."""
     base = _update(algo, "cuda")
-    graphed = cuda_graphed(base, base.state)
+    graphed = cuda_graphed(base)
     batch = _buffer("cuda").sample(128, np.random.default_rng(0))
     losses = [float(graphed(batch)["critic_loss"]) for _ in range(200)]
     assert np.isfinite(losses).all()

@@ -108,6 +108,7 @@ def test_off_policy_driver_schedule_storage_and_evaluation(tmp_path):
     import gymnasium as gym
     import pandas as pd
 
+    from replications.core.algorithm import Update
     from replications.core.logging import RunLogger
     from replications.core.offpolicy import OffPolicySchedule, run_off_policy
     from tests.test_rollout import Counter
@@ -128,7 +129,7 @@ def test_off_policy_driver_schedule_storage_and_evaluation(tmp_path):
         eval_env,
         explore=lambda o: np.array([0.25], np.float32),
         exploit=lambda o: np.zeros(1, np.float32),
-        update=lambda batch: calls.append(batch["obs"].shape) or {"loss": 1.0},
+        update=Update(lambda batch: calls.append(batch["obs"].shape) or {"loss": 1.0}),
         buffer=buf,
         schedule=schedule,
         logger=logger,

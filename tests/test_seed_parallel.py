@@ -18,6 +18,11 @@ STATS = {
 # iterations over which the batched seed matches its single run to float rounding; NPG's full, unsearched
 # natural step makes every later rollout sensitive to the ~1e-5 parameter differences of the first one
 TIGHT_ITERATIONS = {"ppo": 4, "trpo": 4, "npg": 1}
+# after them NPG drifts further by CPU kind: on an AMD EPYC without AVX-512 its 4th-iteration KL was 12% apart
+# (0.0187 batched, 0.0167 single), its last episode's return 2.1% and its final weights 1.8% of their norm
+# (within 5%, 1% and 1% on Intel Xeons and AVX-512 EPYCs)
+LATER_RTOL = {"ppo": 5e-2, "trpo": 5e-2, "npg": 0.25}
+WEIGHTS_RTOL = {"ppo": 1e-2, "trpo": 1e-2, "npg": 5e-2}
 
 
 def test_gather_seeds_takes_each_seeds_own_rows():
@@ -78,21 +83,21 @@ def test_seed_i_of_a_batched_run_matches_the_single_run_of_seed_i(tmp_path, algo
         # over the first iterations the statistics agree to float rounding...
         np.testing.assert_allclose(got[:tight], want[:tight], rtol=2e-3, atol=1e-5)
         # ...after which rounding differences in the parameters have moved the rollouts a little
-        np.testing.assert_allclose(got, want, rtol=5e-2, atol=1e-3)
+        np.testing.assert_allclose(got, want, rtol=LATER_RTOL[algo], atol=1e-3)
         ea, eb = pd.read_csv(a / "episodes.csv"), pd.read_csv(b / "episodes.csv")
         assert list(ea.length) == list(eb.length)
         first = ea.step <= 512  # collected with identical initial weights: identical returns
         np.testing.assert_allclose(ea["return"][first], eb["return"][first], rtol=1e-6)
-        np.testing.assert_allclose(ea["return"], eb["return"], rtol=1e-2 if tight < 4 else 1e-4, atol=1e-3)
+        np.testing.assert_allclose(ea["return"], eb["return"], rtol=5e-2 if tight < 4 else 1e-4, atol=1e-3)
         ma, mb = (torch.load(p / "model.pt", weights_only=False) for p in (a, b))
         for name in ("policy", "value"):
             if tight == 4:  # batched (bmm) and single (mm) kernels round differently, by CPU kind: after 4
                 # iterations up to 5e-4 relative on a 1-element tensor on an AMD EPYC (1e-4 on Intel Xeons)
                 for key in mb[name]:
                     torch.testing.assert_close(ma[name][key], mb[name][key], rtol=1e-3, atol=1e-4)
-            else:  # the whole network within 1% (its parameters moved far more than that from their init)
+            else:  # the whole network within a few % (rounding has moved the later rollouts)
                 flat_a, flat_b = (torch.cat([t.flatten() for t in m[name].values()]) for m in (ma, mb))
-                assert (flat_a - flat_b).norm() <= 0.01 * flat_b.norm()
+                assert (flat_a - flat_b).norm() <= WEIGHTS_RTOL[algo] * flat_b.norm()
     # the seeds really differ from one another (the batch is not K copies of one seed)
     returns = [pd.read_csv(batched.path(s) / "episodes.csv")["return"].iloc[0] for s in specs]
     assert len(set(returns)) == 3

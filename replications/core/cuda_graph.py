@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from replications.core.algorithm import Update
 from replications.core.checkpoint import capture as capture_state
 
-Update = Callable[[dict[str, torch.Tensor]], dict[str, Any]]
+StepFn = Callable[[dict[str, torch.Tensor]], dict[str, Any]]
 
 
 def graph_updates_requested() -> bool:
@@ -65,7 +66,7 @@ def _make_capturable(optimizers: list[torch.optim.Optimizer], device: torch.devi
                 per_param["step"] = per_param["step"].to(device, torch.float32)
 
 
-def capture(update: Update, state: dict[str, Any], batch: dict[str, torch.Tensor], warmup: int = 3):
+def capture(update: StepFn, state: dict[str, Any], batch: dict[str, torch.Tensor], warmup: int = 3):
     """Capture ``update(batch)`` as a CUDA graph on ``batch``'s tensors; returns (graph, its outputs).
     The warm-up calls' changes to ``state`` are undone."""
     device = next(iter(batch.values())).device
@@ -86,7 +87,7 @@ def capture(update: Update, state: dict[str, Any], batch: dict[str, torch.Tensor
     return graph, outputs
 
 
-def cuda_graphed(update: Update, state: dict[str, Any]) -> Update:
+def cuda_graphed(update: Update) -> Update:
     """``update`` replayed as a CUDA graph: captured at the first call (after any checkpoint was restored),
     then each call copies the minibatch into the graph's input tensors and replays it. The returned
     statistics are the graph's output tensors (overwritten by the next replay; read them before it)."""
@@ -98,10 +99,10 @@ def cuda_graphed(update: Update, state: dict[str, Any]) -> Update:
         nonlocal graph, outputs
         if graph is None:
             inputs.update({k: v.clone() for k, v in batch.items()})
-            graph, outputs = capture(update, state, inputs)
+            graph, outputs = capture(update.step, update.state, inputs)
         for k, v in batch.items():
             inputs[k].copy_(v, non_blocking=True)
         graph.replay()
         return outputs
 
-    return replay
+    return Update(replay, update.state)

@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from replications.core.algorithm import Update
 from replications.core.checkpoint import (
     Checkpointer,
     capture,
@@ -118,24 +119,24 @@ def run_off_policy(
     *,
     explore: Act,
     exploit: Act,
-    update: Callable[[dict[str, Any]], dict[str, Any]],
+    update: Update,
     buffer: ReplayBuffer,
     schedule: OffPolicySchedule,
     logger: RunLogger,
     rng: np.random.Generator,
     seed: int,
     on_episode_start: Callable[[], None] | None = None,
-    state: dict[str, Any] | None = None,
     checkpointer: Checkpointer | None = None,
 ) -> int:
-    """Run ``schedule.total_steps`` env steps; returns the steps taken."""
+    """Run ``schedule.total_steps`` env steps; returns the steps taken. Checkpoints hold ``update.state``."""
+    state = update.state
     obs, _ = env.reset(seed=seed)
     obs = np.asarray(obs, dtype=np.float32)
     stats: dict[str, Any] = {}
     first = 1
     saved = checkpointer.load() if checkpointer is not None else None
     if saved is not None:
-        restore(state or {}, saved["objects"])
+        restore(state, saved["objects"])
         buffer.load_state_dict(saved["buffer"])
         rng.bit_generator.state = saved["rng_numpy"]
         load_rng_state(saved["rng"])
@@ -146,7 +147,7 @@ def run_off_policy(
         first = saved["step"] + 1
         print(f"resuming from the checkpoint at step {saved['step']:,}", flush=True)
     if graph_updates_requested() and buffer.device.type == "cuda":
-        update = cuda_graphed(update, state or {})
+        update = cuda_graphed(update)
     for step in range(first, schedule.total_steps + 1):
         action = env.action_space.sample() if step <= schedule.warmup_steps else explore(obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
@@ -170,7 +171,7 @@ def run_off_policy(
                 checkpointer.save(
                     {
                         "step": step,
-                        "objects": capture(state or {}),
+                        "objects": capture(state),
                         "buffer": buffer.state_dict(),
                         "rng_numpy": rng.bit_generator.state,
                         "rng": rng_state(),

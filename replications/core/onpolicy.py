@@ -1,8 +1,8 @@
 """The on-policy loop driver: collect a batch, estimate advantages, hand it to the algorithm's update.
 
 Every on-policy algorithm (PPO, TRPO, NPG, Q-Prop) runs through ``run_on_policy``; each supplies only its
-``update(batch, iteration, n_iterations) -> stats`` function, with its optimisers (whatever has a
-``state_dict``) in ``update.optimizers`` so that checkpoints hold them.
+update (core/algorithm.py: ``update(batch, iteration, n_iterations) -> stats``, with its optimisers and
+whatever else it owns in ``update.state``, so that checkpoints hold them).
 
 Checkpoints (core/checkpoint.py) are taken between iterations; a run whose directory holds one resumes at
 the iteration after it with every network, optimiser, RNG, the env and the logger restored, so the resumed
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from replications.core.advantages import gae
+from replications.core.algorithm import Update
 from replications.core.checkpoint import Checkpointer, env_state, load_env_state, load_rng_state, rng_state
 from replications.core.envs import Normalization, make_env, normalization_state
 from replications.core.evaluation import deterministic_actor, evaluate
@@ -28,7 +29,6 @@ from replications.core.networks import Policy, make_policy, make_value_function
 from replications.core.rollout import Batch, RolloutCollector
 from replications.core.seeding import seed_everything
 
-UpdateFn = Callable[[Batch, int, int], dict[str, Any]]
 BATCH_TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")
 
 
@@ -79,7 +79,7 @@ def run_on_policy(
     horizon: int,
     gamma: float,
     gae_lambda: float,
-    update: UpdateFn,
+    update: Update,
     logger: RunLogger,
     generator: torch.Generator,
     seed: int,
@@ -92,7 +92,7 @@ def run_on_policy(
     for the algorithms scored by them)."""
     collector = RolloutCollector(env, policy, value_fn, horizon, generator, seed, logger.episode)
     n_iterations = math.ceil(total_steps / horizon)
-    modules = {"policy": policy, "value": value_fn, **getattr(update, "optimizers", {})}
+    modules = {"policy": policy, "value": value_fn, **update.state}
     first = 0
     saved = checkpointer.load() if checkpointer is not None else None
     if saved is not None:
@@ -139,7 +139,7 @@ def train_on_policy(
     seed: int,
     total_steps: int,
     logger: RunLogger,
-    make_update: Callable[[Any, Policy, nn.Module, torch.Generator], UpdateFn],
+    make_update: Callable[[Any, Policy, nn.Module, torch.Generator], Update],
 ) -> dict[str, Any]:
     """Seed, build the env and the two networks, run the loop, save the model and normalisation state.
 

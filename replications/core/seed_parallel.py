@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from replications.core.algorithm import Update
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
 from replications.core.onpolicy import (
@@ -135,7 +136,7 @@ def train_on_policy_seed_parallel(
     seeds: list[int],
     total_steps: int,
     loggers: list[RunLogger],
-    make_update: Callable[[Any, SeedParallel], Callable[..., list[dict[str, Any]]]],
+    make_update: Callable[[Any, SeedParallel], Update],
 ) -> list[dict[str, Any]]:
     """``onpolicy.train_on_policy`` for len(seeds) seeds at once; returns each seed's facts.
 
