@@ -42,10 +42,10 @@ from torch import nn
 
 from replications.core.advantages import standardize, td_lambda_returns
 from replications.core.algorithm import Update
-from replications.core.envs import check_env_id
+from replications.core.envs import Normalization, check_env_id
 from replications.core.logging import RunLogger
 from replications.core.networks import GaussianPolicy, Policy
-from replications.core.onpolicy import train_on_policy
+from replications.core.onpolicy import Evaluation, Networks, train_on_policy
 from replications.core.replay import RecentSamples
 from replications.core.rollout import Batch
 from replications.core.value import value_regression_loss
@@ -83,6 +83,27 @@ class AWRConfig:
     normalize_rewards: bool
     eval_every: int
     eval_episodes: int
+
+    def normalization(self) -> Normalization:  # observations only, frozen after normalizer_samples
+        return Normalization(
+            self.normalize_observations,
+            self.normalize_rewards,
+            clip_observations=self.clip_observations,
+            obs_update_limit=self.normalizer_samples,
+        )
+
+    def networks(self) -> Networks:
+        return Networks(
+            self.hidden_sizes,
+            self.activation,
+            self.init_log_std,
+            self.orthogonal_init,
+            self.value_hidden_sizes,
+            self.value_activation,
+        )
+
+    def evaluation(self) -> Evaluation:
+        return Evaluation(self.eval_every, self.eval_episodes)
 
 
 def awr_weights(adv: torch.Tensor, temperature: float, weight_clip: float) -> torch.Tensor:

@@ -34,6 +34,7 @@ from torch import nn
 
 from replications.core.advantages import standardize
 from replications.core.algorithm import Update
+from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     conjugate_gradient,
@@ -47,7 +48,7 @@ from replications.core.natural_gradient import (
     set_flat_params,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import stats_row, train_on_policy
+from replications.core.onpolicy import Networks, stats_row, train_on_policy
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -78,6 +79,22 @@ class NPGConfig:
     orthogonal_init: bool
     normalize_observations: bool
     normalize_rewards: bool
+
+    def normalization(self) -> Normalization:  # no clip values: the paper code normalises nothing
+        return Normalization(self.normalize_observations, self.normalize_rewards)
+
+    def networks(self) -> Networks:
+        return Networks(
+            self.hidden_sizes,
+            self.activation,
+            self.init_log_std,
+            self.orthogonal_init,
+            self.value_hidden_sizes,
+            self.value_activation,
+        )
+
+    def evaluation(self) -> None:  # scored by its training episodes
+        return None
 
 
 def npg_step(

@@ -38,9 +38,10 @@ import torch
 from torch import nn
 
 from replications.core.algorithm import Update
+from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
-from replications.core.onpolicy import batch_tensors, minibatch_indices, set_learning_rate, train_on_policy
+from replications.core.onpolicy import Networks, batch_tensors, minibatch_indices, set_learning_rate, train_on_policy
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -80,6 +81,24 @@ class PPOConfig:
     clip_observations: float
     normalize_rewards: bool
     clip_rewards: float
+
+    def normalization(self) -> Normalization:
+        return Normalization(
+            self.normalize_observations, self.normalize_rewards, self.gamma, self.clip_observations, self.clip_rewards
+        )
+
+    def networks(self) -> Networks:  # the value MLP with the policy's sizes and activation (the config has no other)
+        return Networks(
+            self.hidden_sizes,
+            self.activation,
+            self.init_log_std,
+            self.orthogonal_init,
+            self.hidden_sizes,
+            self.activation,
+        )
+
+    def evaluation(self) -> None:  # scored by its training episodes
+        return None
 
 
 def clipped_surrogate_loss(

@@ -37,6 +37,7 @@ from torch import nn
 
 from replications.core.advantages import standardize
 from replications.core.algorithm import Update
+from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
     LineSearchResult,
@@ -46,7 +47,7 @@ from replications.core.natural_gradient import (
     trust_region_step,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import stats_row, train_on_policy
+from replications.core.onpolicy import Networks, stats_row, train_on_policy
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -84,6 +85,24 @@ class TRPOConfig:
     clip_observations: float
     normalize_rewards: bool
     clip_rewards: float
+
+    def normalization(self) -> Normalization:
+        return Normalization(
+            self.normalize_observations, self.normalize_rewards, self.gamma, self.clip_observations, self.clip_rewards
+        )
+
+    def networks(self) -> Networks:  # the value MLP a copy of the policy's: its activation too (baselines 'copy')
+        return Networks(
+            self.hidden_sizes,
+            self.activation,
+            self.init_log_std,
+            self.orthogonal_init,
+            self.value_hidden_sizes,
+            self.activation,
+        )
+
+    def evaluation(self) -> None:  # scored by its training episodes
+        return None
 
 
 def trpo_step(cfg: TRPOConfig, params, surrogate, mean_kl, fisher_kl, batched: bool = False) -> LineSearchResult:  # noqa: ANN001

@@ -325,6 +325,10 @@ unknown backend (with another message) before any run starts, so the test fails 
             "--out afile/b.json: afile",
         ),
         (["bench", "ppo", "--env", "CartPole-v1", "--steps", "2048", "--out", "."], "--out . is a directory"),
+        (
+            ["train", "npg", "Pendulum-v1", "--steps", "10000", "--set", "normalize_observations=true"],
+            "observation normalisation needs clip_observations, which npg's config does not have",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(rlrepro_cmd, tmp_path, args, message):

@@ -11,7 +11,7 @@ from experiments.store import ResultsStore
 from replications import npg, trpo
 from replications.core.advantages import gae
 from replications.core.config import load_paper_config, resolve
-from replications.core.envs import Normalization, make_env
+from replications.core.envs import make_env
 from replications.core.natural_gradient import flat_params
 from replications.core.networks import make_policy, make_value_function
 from replications.core.rollout import RolloutCollector
@@ -33,7 +33,7 @@ def test_categorical_kl_matches_torch():
 def _batch(algo, cfg_cls, env_id, overrides):
     cfg = resolve(load_paper_config(algo), cfg_cls, env_id, overrides)
     g = seed_everything(0)
-    env = make_env(env_id, 0, Normalization(cfg.normalize_observations, cfg.normalize_rewards, cfg.gamma, 10, 10))
+    env = make_env(env_id, 0, cfg.normalization())
     pol = make_policy(env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation, cfg.init_log_std)
     vf = make_value_function(env.observation_space, cfg.value_hidden_sizes, "tanh")
     batch = RolloutCollector(env, pol, vf, cfg.horizon, g, 0, lambda *a: None).collect()

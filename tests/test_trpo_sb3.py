@@ -19,7 +19,7 @@ from experiments.baselines.sb3 import action_dims, trpo_kwargs, trpo_settings
 from replications import trpo
 from replications.core.advantages import standardize
 from replications.core.config import load_paper_config, resolve
-from replications.core.envs import Normalization, make_env
+from replications.core.envs import RAW, make_env
 from replications.core.natural_gradient import (
     fisher_vector_product,
     policy_mean_kl,
@@ -46,9 +46,9 @@ def _pair(action_dim: int):
     its starting weights, and one 1,024-step HalfCheetah batch collected by ours, loaded into its buffer."""
     cfg = resolve(load_paper_config("trpo"), trpo.TRPOConfig, ENV, {"fisher_subsample": 1})  # sb3's whole batch
     seed_everything(0)
-    venv = DummyVecEnv([lambda: make_env(ENV, 0, Normalization(False, False, cfg.gamma, 10.0, 10.0))])
+    venv = DummyVecEnv([lambda: make_env(ENV, 0, RAW)])
     model = TRPO("MlpPolicy", venv, seed=0, device="cpu", **trpo_kwargs(cfg, action_dim)[0])
-    env = make_env(ENV, 0, Normalization(False, False, cfg.gamma, 10.0, 10.0))
+    env = make_env(ENV, 0, RAW)
     ours = make_policy(env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation, cfg.init_log_std)
     theirs = dict(model.policy.named_parameters())
     ours.load_state_dict({o: theirs[t].detach().clone() for t, o in SB3_TO_OURS.items()})

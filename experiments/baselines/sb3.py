@@ -22,7 +22,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from torch import nn
 
-from replications.core.envs import Normalization, check_env_id, make_env
+from replications.core.envs import RAW, check_env_id, make_env
 from replications.core.errors import UserError
 from replications.core.evaluation import evaluate
 from replications.core.logging import RunLogger
@@ -317,12 +317,11 @@ def _train_off_policy(
     logger: RunLogger,
 ) -> dict[str, Any]:
     seed_everything(seed)
-    no_norm = Normalization(False, False, cfg.gamma, 10.0, 10.0)
     venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
     venv.seed(seed)
     if not isinstance(venv.action_space, gym.spaces.Box):
         raise ValueError(f"{algo_cls.__name__} needs a continuous action space; {env_id} has {venv.action_space}")
-    eval_env = make_env(env_id, seed + 1, no_norm)
+    eval_env = make_env(env_id, seed + 1, RAW)
     kwargs = dict(kwargs)
     if kwargs.pop("ou_noise", None) is not None:  # built here: it needs the action dimension
         d = venv.action_space.shape[0]

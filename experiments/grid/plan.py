@@ -23,6 +23,8 @@ def make_spec(algo: str, impl: str, env: str, seed: int, steps: int, budget: str
         raise UserError(f"--steps must be a positive integer, got {steps}")
     cfg = resolve(load_paper_config(algo), entry.config_cls, env, overrides)
     _check_one_iteration(algo, env, cfg, steps)
+    if hasattr(cfg, "normalization"):  # an on-policy config composes its normalisation from its own values
+        cfg.normalization().check(algo)
     settings = entry.impl_settings[impl](cfg, env) if impl in entry.impl_settings else {}
     return RunSpec(algo, impl, env, seed, steps, budget, identity(cfg), settings)
 

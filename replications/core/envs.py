@@ -50,15 +50,29 @@ def check_env_id(env_id: str) -> str:
 
 @dataclass(frozen=True)
 class Normalization:
-    """Which of the reference code's env-side normalisations to apply."""
+    """Which of the reference code's env-side normalisations to apply, each with the values it needs (from the
+    algorithm's config, ``normalization()``): observations need their clip, rewards their discount and clip."""
 
-    observations: bool
-    rewards: bool
-    gamma: float
-    clip_observations: float
-    clip_rewards: float
+    observations: bool = False
+    rewards: bool = False
+    gamma: float | None = None
+    """The discount of the running return that rewards are divided by the standard deviation of."""
+    clip_observations: float | None = None
+    clip_rewards: float | None = None
     obs_update_limit: int | None = None
     """Stop updating the observation statistics after this many samples (AWR's normaliser; None: never)."""
+
+    def check(self, algo: str = "the algorithm") -> Normalization:
+        """This normalisation, if each normalisation it applies has its values; else a one-line error."""
+        if self.observations and self.clip_observations is None:
+            raise UserError(f"observation normalisation needs clip_observations, which {algo}'s config does not have")
+        if self.rewards and (self.gamma is None or self.clip_rewards is None):
+            raise UserError(f"reward normalisation needs gamma and clip_rewards, which {algo}'s config does not have")
+        return self
+
+
+RAW = Normalization()
+"""Raw observations and rewards (the off-policy algorithms, SB3's own envs, evaluation envs)."""
 
 
 class RunningMeanStd:
@@ -82,7 +96,7 @@ class Normalize(gym.Wrapper):
 
     def __init__(self, env: gym.Env, norm: Normalization):
         super().__init__(env)
-        self.norm = norm
+        self.norm = norm.check()
         self.obs_rms = RunningMeanStd(env.observation_space.shape) if norm.observations else None
         self.ret_rms = RunningMeanStd(()) if norm.rewards else None
         self.discounted_return = 0.0

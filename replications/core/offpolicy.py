@@ -38,7 +38,7 @@ from replications.core.checkpoint import (
     rng_state,
 )
 from replications.core.cuda_graph import cuda_graphed, graph_updates_requested
-from replications.core.envs import Normalization, make_env
+from replications.core.envs import RAW, make_env
 from replications.core.errors import UserError
 from replications.core.evaluation import Act, evaluate
 from replications.core.logging import RunLogger
@@ -80,10 +80,7 @@ def off_policy_setup(env_id: str, seed: int) -> tuple[gym.Env, gym.Env, int, int
 
 def make_off_policy_envs(env_id: str, seed: int) -> tuple[gym.Env, gym.Env]:
     """The training env and a separate evaluation env (seeded apart), raw rewards and observations."""
-    no_norm = Normalization(False, False, 0.99, 10.0, 10.0)
-    return UnitBoxActions(make_env(env_id, seed, no_norm), seed), UnitBoxActions(
-        make_env(env_id, seed + 1, no_norm), seed
-    )
+    return UnitBoxActions(make_env(env_id, seed, RAW), seed), UnitBoxActions(make_env(env_id, seed + 1, RAW), seed)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import gymnasium as gym
 import torch
@@ -22,7 +23,7 @@ from torch import nn
 from replications.core.advantages import gae
 from replications.core.algorithm import Update
 from replications.core.checkpoint import Checkpointer, env_state, load_env_state, load_rng_state, rng_state
-from replications.core.envs import Normalization, make_env, normalization_state
+from replications.core.envs import RAW, Normalization, make_env, normalization_state
 from replications.core.evaluation import deterministic_actor, evaluate
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy, make_policy, make_value_function
@@ -30,6 +31,41 @@ from replications.core.rollout import Batch, RolloutCollector
 from replications.core.seeding import seed_everything
 
 BATCH_TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The policy's and the value function's architectures (core/networks.py)."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: Literal["tanh", "relu"]
+    init_log_std: float
+    orthogonal_init: bool
+    value_hidden_sizes: tuple[int, ...]
+    value_activation: Literal["tanh", "relu"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Deterministic evaluation episodes after the iteration that crosses each multiple of ``every`` steps."""
+
+    every: int
+    episodes: int
+
+
+class OnPolicyConfig(Protocol):
+    """What the on-policy driver reads from an algorithm's config: the rollout's horizon and discounting as
+    fields, and its parts, each composed by the config from its own cited values (no default in the driver)."""
+
+    horizon: int
+    gamma: float
+    gae_lambda: float
+
+    def normalization(self) -> Normalization: ...
+
+    def networks(self) -> Networks: ...
+
+    def evaluation(self) -> Evaluation | None: ...
 
 
 def add_advantages(batch: Batch, gamma: float, gae_lambda: float) -> Batch:
@@ -135,29 +171,25 @@ def run_on_policy(
 
 def train_on_policy(
     env_id: str,
-    cfg: Any,
+    cfg: OnPolicyConfig,
     seed: int,
     total_steps: int,
     logger: RunLogger,
     make_update: Callable[[Any, Policy, nn.Module, torch.Generator], Update],
 ) -> dict[str, Any]:
     """Seed, build the env and the two networks, run the loop, save the model and normalisation state.
-
-    ``cfg`` is an on-policy algorithm's config: it has ``horizon, gamma, gae_lambda, hidden_sizes, activation,
-    init_log_std, orthogonal_init, normalize_observations, normalize_rewards`` and optionally
-    ``value_hidden_sizes, value_activation`` (default: the policy's) and ``clip_observations, clip_rewards``
-    (default 10). ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update.
-    """
+    ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update."""
     env, policy, value_fn, generator = build_seed(env_id, cfg, seed)
     evaluator, eval_env = None, None
-    if getattr(cfg, "eval_every", None):  # algorithms scored by deterministic evaluation episodes (AWR)
-        eval_env = make_env(env_id, seed + 1, Normalization(False, False, cfg.gamma, 10.0, 10.0))
+    schedule = cfg.evaluation()
+    if schedule is not None:  # algorithms scored by deterministic evaluation episodes (AWR)
+        eval_env = make_env(env_id, seed + 1, RAW)
         exploit = deterministic_actor(policy, env, eval_env.action_space)
 
         def evaluator(step: int, last: bool) -> None:
-            """After the iteration that crosses each multiple of eval_every, and after the last one."""
-            if last or (step - cfg.horizon) // cfg.eval_every != step // cfg.eval_every:
-                logger.evaluation(step, evaluate(eval_env, exploit, cfg.eval_episodes, seed + 10_000 + step))
+            """After the iteration that crosses each multiple of ``schedule.every``, and after the last one."""
+            if last or (step - cfg.horizon) // schedule.every != step // schedule.every:
+                logger.evaluation(step, evaluate(eval_env, exploit, schedule.episodes, seed + 10_000 + step))
 
     steps = run_on_policy(
         env,
@@ -179,27 +211,17 @@ def train_on_policy(
     return finish_seed(env, policy, value_fn, logger, steps)
 
 
-def build_seed(env_id: str, cfg: Any, seed: int) -> tuple[gym.Env, Policy, nn.Module, torch.Generator]:
+def build_seed(env_id: str, cfg: OnPolicyConfig, seed: int) -> tuple[gym.Env, Policy, nn.Module, torch.Generator]:
     """Seed everything, then build the env, the policy and the value function (in that order: the networks'
     initial weights come from the seeded global torch RNG)."""
     generator = seed_everything(seed)
-    norm = Normalization(
-        cfg.normalize_observations,
-        cfg.normalize_rewards,
-        cfg.gamma,
-        getattr(cfg, "clip_observations", 10.0),
-        getattr(cfg, "clip_rewards", 10.0),
-        getattr(cfg, "normalizer_samples", None),
-    )
-    env = make_env(env_id, seed, norm)
+    env = make_env(env_id, seed, cfg.normalization())
+    net = cfg.networks()
     policy = make_policy(
-        env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation, cfg.init_log_std, cfg.orthogonal_init
+        env.observation_space, env.action_space, net.hidden_sizes, net.activation, net.init_log_std, net.orthogonal_init
     )
     value_fn = make_value_function(
-        env.observation_space,
-        getattr(cfg, "value_hidden_sizes", cfg.hidden_sizes),
-        getattr(cfg, "value_activation", cfg.activation),
-        cfg.orthogonal_init,
+        env.observation_space, net.value_hidden_sizes, net.value_activation, net.orthogonal_init
     )
     return env, policy, value_fn, generator
 
