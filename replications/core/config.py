@@ -195,8 +195,8 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
         raise UserError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(TOP_LEVEL_KEYS)}")
     values, sources = _values_and_sources(raw["hyperparameters"], f"{path}: hyperparameters")
     reference = dict(raw.get("reference") or {})
-    if unknown := sorted(set(reference) - REFERENCE_KEYS):
-        raise UserError(f"{path}: unknown reference keys {unknown}; allowed: {sorted(REFERENCE_KEYS)}")
+    if unknown_reference := sorted(set(reference) - REFERENCE_KEYS):
+        raise UserError(f"{path}: unknown reference keys {unknown_reference}; allowed: {sorted(REFERENCE_KEYS)}")
     verdict = raw.get("verdict") or {}
     if not isinstance(verdict, dict) or set(verdict) - {"equivalence_margin"}:
         raise UserError(f"{path}: verdict must be {{equivalence_margin: {{value, source}}}}, got {verdict!r}")

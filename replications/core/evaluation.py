@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from replications.core.envs import Normalize
-from replications.core.networks import CategoricalPolicy, Policy
+from replications.core.networks import Action, CategoricalPolicy, Policy
 
-Act = Callable[[np.ndarray], np.ndarray]
+Act = Callable[[np.ndarray], Action]
 
 
 def evaluate(env: gym.Env, exploit: Act, episodes: int, seed: int) -> list[tuple[float, int]]:
@@ -52,7 +52,7 @@ def deterministic_actor(policy: Policy, train_env: gym.Env, action_space: gym.Sp
     """The policy's mean action (argmax for discrete actions), clipped to the action bounds."""
     normalize = frozen_normalizer(train_env)
 
-    def act(obs: np.ndarray) -> np.ndarray:
+    def act(obs: np.ndarray) -> Action:
         with torch.no_grad():
             o = torch.from_numpy(normalize(obs))[None]
             if isinstance(policy, CategoricalPolicy):

@@ -70,10 +70,10 @@ def set_flat_params(params: list[nn.Parameter], flat: Vector) -> None:
 
 
 def _flatten(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter], batched: bool) -> Vector:
-    grads = tuple(torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True))
+    whole = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
     if batched:
-        return torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
-    return torch.cat([g.reshape(-1) for g in grads])
+        return torch.cat([g.reshape(g.shape[0], -1) for g in whole], dim=1)
+    return torch.cat([g.reshape(-1) for g in whole])
 
 
 def flat_grad(

@@ -19,6 +19,9 @@ from torch import nn
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 LOG_2PI = math.log(2.0 * math.pi)
 
+Action = np.ndarray | np.integer
+"""An action as the env takes it: a float array (Box), an integer scalar (Discrete)."""
+
 
 def frozen_copy(net: nn.Module) -> nn.Module:
     """A target network: a copy of ``net`` that no optimiser trains (moved by Polyak averaging)."""
@@ -64,7 +67,7 @@ def numpy_forward(net: nn.Sequential) -> Callable[[np.ndarray], np.ndarray]:
     At 64-unit layers torch's per-call overhead is about five times the arithmetic, and acting is once per
     env step; the snapshot is taken once per rollout (the weights do not change during it).
     """
-    layers = []
+    layers: list[tuple[np.ndarray, np.ndarray] | Callable[[np.ndarray], np.ndarray]] = []
     for module in net:
         if isinstance(module, nn.Linear):
             layers.append((module.weight.detach().numpy().T.copy(), module.bias.detach().numpy().copy()))
@@ -135,7 +138,7 @@ class GaussianPolicy(nn.Module):
         mean = self.mean(obs)
         return mean + torch.randn(mean.shape, generator=generator) * torch.exp(self.log_std)
 
-    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], Action]:
         """obs (obs_dim,) -> a ~ pi(.|s) as float32 NumPy, from a snapshot of the current parameters."""
         mean = numpy_forward(self.mean)
         std = np.exp(self.log_std.detach().numpy())
@@ -164,11 +167,11 @@ class CategoricalPolicy(nn.Module):
     def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return torch.multinomial(torch.softmax(self.logits(obs), -1), 1, generator=generator).squeeze(-1)
 
-    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    def numpy_actor(self, rng: np.random.Generator) -> Callable[[np.ndarray], Action]:
         """obs (obs_dim,) -> a ~ softmax(logits(s)) as an int64 NumPy scalar (inverse-CDF sampling)."""
         logits = numpy_forward(self.logits)
 
-        def act(obs: np.ndarray) -> np.ndarray:
+        def act(obs: np.ndarray) -> Action:
             z = logits(obs).astype(np.float64)
             cdf = np.cumsum(np.exp(z - z.max()))
             return np.int64(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), len(cdf) - 1))
@@ -200,7 +203,7 @@ def make_policy(
     init_log_std: float,
     orthogonal: bool = True,
 ) -> Policy:
-    obs_dim = int(obs_space.shape[0])
+    obs_dim = _dim(obs_space)
     if isinstance(act_space, gym.spaces.Box):
         return GaussianPolicy(obs_dim, int(act_space.shape[0]), hidden, activation, init_log_std, orthogonal)
     if isinstance(act_space, gym.spaces.Discrete):
@@ -208,9 +211,16 @@ def make_policy(
     raise TypeError(f"unsupported action space {act_space}")
 
 
+def _dim(space: gym.Space) -> int:
+    """The size of a flat (1-d) observation space."""
+    if space.shape is None or len(space.shape) != 1:
+        raise TypeError(f"unsupported observation space {space}: a flat Box is needed")
+    return int(space.shape[0])
+
+
 def make_value_function(
     obs_space: gym.Space, hidden: tuple[int, ...], activation: str, orthogonal: bool = True
 ) -> nn.Module:
     """V_phi(s): an MLP with a scalar output (output gain 1.0, as the reference code)."""
-    net = mlp([int(obs_space.shape[0]), *hidden, 1], activation, out_gain=1.0, orthogonal=orthogonal)
+    net = mlp([_dim(obs_space), *hidden, 1], activation, out_gain=1.0, orthogonal=orthogonal)
     return nn.Sequential(net, nn.Flatten(0))

@@ -57,9 +57,14 @@ class OnPolicyConfig(Protocol):
     """What the on-policy driver reads from an algorithm's config: the rollout's horizon and discounting as
     fields, and its parts, each composed by the config from its own cited values (no default in the driver)."""
 
-    horizon: int
-    gamma: float
-    gae_lambda: float
+    @property
+    def horizon(self) -> int: ...
+
+    @property
+    def gamma(self) -> float: ...
+
+    @property
+    def gae_lambda(self) -> float: ...
 
     def normalization(self) -> Normalization: ...
 

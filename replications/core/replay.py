@@ -95,9 +95,15 @@ class RecentSamples:
 
     FIELDS = ("obs", "actions", "rewards", "terminated", "dones", "next_obs")
 
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    dones: np.ndarray
+    next_obs: np.ndarray
+
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self.obs: np.ndarray | None = None
 
     def add(self, batch: Any) -> None:
         """Append a ``rollout.Batch`` (collected after the previous one) and drop the oldest rows."""
@@ -114,7 +120,8 @@ class RecentSamples:
             setattr(self, name, (rows if old is None else np.concatenate([old, rows]))[-self.capacity :])
 
     def __len__(self) -> int:
-        return 0 if self.obs is None else len(self.obs)
+        obs = getattr(self, "obs", None)  # set by the first add (or a checkpoint)
+        return 0 if obs is None else len(obs)
 
     def state_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name, None) for name in self.FIELDS}
