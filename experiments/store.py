@@ -9,7 +9,9 @@ Layout under the results root::
         meta.json        status (running|complete|failed), git commit + dirty flag, package versions,
                          machine (CPU/GPU model), start/end, wall time, steps/s, SB3 differences
         progress.csv     per-iteration statistics          episodes.csv   per-episode raw returns
-        normalization.npz  the env normalisation statistics at the end of training
+        evaluations.csv  deterministic evaluation episodes (off-policy algorithms and AWR)
+        normalization.npz  the env normalisation statistics at the end of training (where there is one)
+        model.pt         the final networks (not committed)   checkpoint.pt   while running only (resume)
 
 Every file is written atomically (temp file + rename), readable as the umask allows. A run's row enters
 ``index.csv`` only after its directory is complete, so an interrupted run never leaves a row that analysis

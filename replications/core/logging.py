@@ -4,7 +4,7 @@
                   (raw, un-normalised env reward: every score is computed from this table)
 ``progress.csv``  one row per iteration / logging interval: step, wall time, steps/s, and the algorithm's
                   training statistics
-``evaluations.csv`` (off-policy algorithms) one row per deterministic evaluation episode: step, episode,
+``evaluations.csv`` (off-policy algorithms and AWR) one row per deterministic evaluation episode: step, episode,
                   return, length
 Rows are flushed as they are written, so a killed run leaves complete rows only up to its last flush.
 A run resumed from a checkpoint (``resume=True``, then ``restore(state)``) cuts each table back to the

@@ -1,6 +1,6 @@
 """The on-policy loop driver: collect a batch, estimate advantages, hand it to the algorithm's update.
 
-Every on-policy algorithm (PPO, TRPO, NPG, Q-Prop) runs through ``run_on_policy``; each supplies only its
+Every on-policy algorithm (PPO, TRPO, NPG, Q-Prop, AWR) runs through ``run_on_policy``; each supplies only its
 update (core/algorithm.py: ``update(batch, iteration, n_iterations) -> stats``, with its optimisers and
 whatever else it owns in ``update.state``, so that checkpoints hold them).
 
