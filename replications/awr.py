@@ -45,7 +45,7 @@ from replications.core.algorithm import Update
 from replications.core.envs import Normalization, check_env_id
 from replications.core.logging import RunLogger
 from replications.core.networks import GaussianPolicy, Policy
-from replications.core.onpolicy import Evaluation, Networks, train_on_policy
+from replications.core.onpolicy import Evaluation, Networks, networks, train_on_policy
 from replications.core.replay import RecentSamples
 from replications.core.rollout import Batch
 from replications.core.value import value_regression_loss
@@ -93,14 +93,7 @@ class AWRConfig:
         )
 
     def networks(self) -> Networks:
-        return Networks(
-            self.hidden_sizes,
-            self.activation,
-            self.init_log_std,
-            self.orthogonal_init,
-            self.value_hidden_sizes,
-            self.value_activation,
-        )
+        return networks(self, self.value_hidden_sizes, self.value_activation)
 
     def evaluation(self) -> Evaluation:
         return Evaluation(self.eval_every, self.eval_episodes)

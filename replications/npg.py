@@ -48,7 +48,7 @@ from replications.core.natural_gradient import (
     set_flat_params,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import Networks, stats_row, train_on_policy
+from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -84,14 +84,7 @@ class NPGConfig:
         return Normalization(self.normalize_observations, self.normalize_rewards)
 
     def networks(self) -> Networks:
-        return Networks(
-            self.hidden_sizes,
-            self.activation,
-            self.init_log_std,
-            self.orthogonal_init,
-            self.value_hidden_sizes,
-            self.value_activation,
-        )
+        return networks(self, self.value_hidden_sizes, self.value_activation)
 
     def evaluation(self) -> None:  # scored by its training episodes
         return None

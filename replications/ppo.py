@@ -41,7 +41,14 @@ from replications.core.algorithm import Update
 from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
-from replications.core.onpolicy import Networks, batch_tensors, minibatch_indices, set_learning_rate, train_on_policy
+from replications.core.onpolicy import (
+    Networks,
+    batch_tensors,
+    minibatch_indices,
+    networks,
+    set_learning_rate,
+    train_on_policy,
+)
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -88,14 +95,7 @@ class PPOConfig:
         )
 
     def networks(self) -> Networks:  # the value MLP with the policy's sizes and activation (the config has no other)
-        return Networks(
-            self.hidden_sizes,
-            self.activation,
-            self.init_log_std,
-            self.orthogonal_init,
-            self.hidden_sizes,
-            self.activation,
-        )
+        return networks(self, self.hidden_sizes, self.activation)
 
     def evaluation(self) -> None:  # scored by its training episodes
         return None

@@ -40,7 +40,7 @@ from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import policy_dist_params, policy_mean_kl, trust_region_step
 from replications.core.networks import GaussianPolicy, Policy, frozen_copy, mlp
-from replications.core.onpolicy import Networks, stats_row, train_on_policy
+from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
 from replications.core.replay import ReplayBuffer
 from replications.core.rollout import Batch
 from replications.core.targets import bellman_target, polyak_update
@@ -82,14 +82,7 @@ class QPropConfig:
         return Normalization(self.normalize_observations, self.normalize_rewards)
 
     def networks(self) -> Networks:  # the value MLP with the policy's activation (the config has no other)
-        return Networks(
-            self.hidden_sizes,
-            self.activation,
-            self.init_log_std,
-            self.orthogonal_init,
-            self.value_hidden_sizes,
-            self.activation,
-        )
+        return networks(self, self.value_hidden_sizes, self.activation)
 
     def evaluation(self) -> None:  # scored by its training episodes
         return None

@@ -47,7 +47,7 @@ from replications.core.natural_gradient import (
     trust_region_step,
 )
 from replications.core.networks import Policy
-from replications.core.onpolicy import Networks, stats_row, train_on_policy
+from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
 from replications.core.rollout import Batch
 from replications.core.seed_parallel import (
     SeedParallel,
@@ -92,14 +92,7 @@ class TRPOConfig:
         )
 
     def networks(self) -> Networks:  # the value MLP a copy of the policy's: its activation too (baselines 'copy')
-        return Networks(
-            self.hidden_sizes,
-            self.activation,
-            self.init_log_std,
-            self.orthogonal_init,
-            self.value_hidden_sizes,
-            self.activation,
-        )
+        return networks(self, self.value_hidden_sizes, self.activation)
 
     def evaluation(self) -> None:  # scored by its training episodes
         return None

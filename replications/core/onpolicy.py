@@ -45,6 +45,14 @@ class Networks:
     value_activation: Literal["tanh", "relu"]
 
 
+def networks(cfg: Any, value_hidden_sizes: tuple[int, ...], value_activation: Literal["tanh", "relu"]) -> Networks:
+    """The policy from the config's ``hidden_sizes, activation, init_log_std, orthogonal_init`` (fields every
+    on-policy config has), the value function as the config says (its own fields, or the policy's)."""
+    return Networks(
+        cfg.hidden_sizes, cfg.activation, cfg.init_log_std, cfg.orthogonal_init, value_hidden_sizes, value_activation
+    )
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Deterministic evaluation episodes after the iteration that crosses each multiple of ``every`` steps."""
