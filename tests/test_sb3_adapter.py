@@ -6,13 +6,14 @@ from experiments.baselines.sb3 import make_sb3_env, ppo_kwargs
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications.core.config import load_paper_config, resolve
+from replications.core.envs import Normalization
 from replications.ppo import PPOConfig
 
 
 def test_sb3_ppo_gets_the_papers_hyperparameters_not_sb3_defaults():
     cfg = resolve(load_paper_config("ppo"), PPOConfig, "Hopper-v5", {})
     kwargs, differences = ppo_kwargs(cfg)
-    env = make_sb3_env("Hopper-v5", 0, True, True, 0.99, 10.0, 10.0)
+    env = make_sb3_env("Hopper-v5", 0, Normalization(True, True, 0.99, 10.0, 10.0))
     model = PPO("MlpPolicy", env, seed=0, device="cpu", **kwargs)
     assert (model.n_steps, model.batch_size, model.n_epochs) == (2048, 64, 10)
     assert (model.gamma, model.gae_lambda, model.ent_coef, model.max_grad_norm) == (0.99, 0.95, 0.0, 0.5)

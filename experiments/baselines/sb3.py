@@ -22,7 +22,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from torch import nn
 
-from replications.core.envs import RAW, check_env_id, make_env
+from replications.core.envs import RAW, Normalization, check_env_id, make_env
 from replications.core.errors import UserError
 from replications.core.evaluation import evaluate
 from replications.core.logging import RunLogger
@@ -99,26 +99,18 @@ class EpisodeRecorder(BaseCallback):
         self._log_iteration()
 
 
-def make_sb3_env(
-    env_id: str,
-    seed: int,
-    normalize_obs: bool,
-    normalize_reward: bool,
-    gamma: float,
-    clip_obs: float,
-    clip_reward: float,
-) -> VecEnv:
-    venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
+def make_sb3_env(env_id: str, seed: int, norm: Normalization) -> VecEnv:
+    """SB3's env for one seed, with our config's normalisation as SB3's ``VecNormalize``."""
+    venv: VecEnv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
     venv.seed(seed)
-    if normalize_obs or normalize_reward:
-        venv = VecNormalize(
+    if norm.observations or norm.rewards:
+        given = {"clip_obs": norm.clip_observations, "clip_reward": norm.clip_rewards, "gamma": norm.gamma}
+        venv = VecNormalize(  # a value only a normalisation left off would use may be absent: SB3's default then
             venv,
-            norm_obs=normalize_obs,
-            norm_reward=normalize_reward,
-            clip_obs=clip_obs,
-            clip_reward=clip_reward,
-            gamma=gamma,
+            norm_obs=norm.observations,
+            norm_reward=norm.rewards,
             epsilon=1e-8,
+            **{k: v for k, v in given.items() if v is not None},
         )
     return venv
 
@@ -181,15 +173,7 @@ def _train(
 ) -> dict[str, Any]:
     """Run an SB3 algorithm with env normalisation taken from our config; the same run facts as ours."""
     seed_everything(seed)
-    venv = make_sb3_env(
-        env_id,
-        seed,
-        cfg.normalize_observations,
-        cfg.normalize_rewards,
-        cfg.gamma,
-        cfg.clip_observations,
-        cfg.clip_rewards,
-    )
+    venv = make_sb3_env(env_id, seed, cfg.normalization().check())
     model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
@@ -341,6 +325,20 @@ def _train_off_policy(
     return {"steps": int(model.num_timesteps), "sb3_differences": differences}
 
 
+def _replay_kwargs(cfg: SACConfig | DDPGConfig) -> dict[str, Any]:
+    """The replay and update schedule SB3's off-policy algorithms share with ours: one env step, then
+    ``gradient_steps`` updates on minibatches from the buffer, after ``warmup_steps`` random steps."""
+    return dict(
+        buffer_size=cfg.buffer_size,
+        learning_starts=cfg.warmup_steps,
+        batch_size=cfg.batch_size,
+        tau=cfg.tau,
+        gamma=cfg.gamma,
+        train_freq=1,
+        gradient_steps=cfg.gradient_steps,
+    )
+
+
 def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
     """SB3 ``SAC`` arguments equal to our config, and the differences SB3 cannot remove."""
     if cfg.target_entropy_per_dim != -1.0:
@@ -352,13 +350,7 @@ def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
         )
     kwargs = dict(
         learning_rate=cfg.learning_rate,
-        buffer_size=cfg.buffer_size,
-        learning_starts=cfg.warmup_steps,
-        batch_size=cfg.batch_size,
-        tau=cfg.tau,
-        gamma=cfg.gamma,
-        train_freq=1,
-        gradient_steps=cfg.gradient_steps,
+        **_replay_kwargs(cfg),
         ent_coef=f"auto_{cfg.init_alpha}" if cfg.auto_alpha else cfg.init_alpha,
         target_entropy="auto",  # -dim(A)
         target_update_interval=1,
@@ -419,13 +411,7 @@ def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
         learning_rate=cfg.critic_learning_rate,
         actor_learning_rate=cfg.actor_learning_rate,
         critic_weight_decay=cfg.critic_weight_decay,
-        buffer_size=cfg.buffer_size,
-        learning_starts=cfg.warmup_steps,
-        batch_size=cfg.batch_size,
-        tau=cfg.tau,
-        gamma=cfg.gamma,
-        train_freq=1,
-        gradient_steps=cfg.gradient_steps,
+        **_replay_kwargs(cfg),
         policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=nn.ReLU),
         **({"ou_noise": True} if cfg.noise == "ou" else {"gaussian_noise": True}),
     )
