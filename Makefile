@@ -24,9 +24,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)  ## create $(VENV) with the pinned requirements (torch 2.13.0 CPU)
 
-lint: $(STAMP)  ## ruff (lint and format) and hadolint
+lint: $(STAMP)  ## ruff (lint and format), mypy and hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
 test: lint  ## the test suite (numeric, learning, CLI end to end), one pytest worker per core (-n0: serial)

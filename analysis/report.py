@@ -8,6 +8,7 @@ tying them together with sources and provenance.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import time
@@ -308,8 +309,8 @@ def like_for_like(inp: ReportInput) -> pd.DataFrame:
                         per_seed_value(
                             kind,
                             param,
-                            lambda p=p, n=n: table(p, "episodes.csv", int(n)),
-                            lambda p=p: table(p, "evaluations.csv"),
+                            functools.partial(table, p, "episodes.csv", int(n)),
+                            functools.partial(table, p, "evaluations.csv"),
                         )
                         for p, n in zip(ours.path, ours.n_episodes, strict=True)
                     ]

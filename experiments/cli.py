@@ -11,12 +11,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from replications.core.errors import UserError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
+    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
         raise UserError(f"{self.prog}: {message}")
 
 

@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -56,9 +56,16 @@ class GridPublisher:
             raise self.unreachable
 
 
-def _mode() -> str:
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
+Mode = Literal["online", "offline", "disabled", "shared"]
+MODES: tuple[Mode, ...] = ("online", "offline", "disabled", "shared")
+
+
+def _mode() -> Mode:
+    if env := os.environ.get("WANDB_MODE"):
+        for mode in MODES:
+            if env == mode:
+                return mode
+        raise UserError(f"WANDB_MODE={env} is not a W&B mode; allowed: {', '.join(MODES)}")
     if os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").exists():
         return "online"
     return "offline"
@@ -72,7 +79,7 @@ def _finish(run: Any, mode: str) -> None:
         print(f"W&B offline run written to {run_dir}; upload it later with: wandb sync {run_dir}")
 
 
-def _init(mode: str, **kwargs: Any) -> Any:
+def _init(mode: Mode, **kwargs: Any) -> Any:
     """``wandb.init`` (offline or online, the same call) with a short timeout; online, a failure is
     ``WandbUnreachable``."""
     import wandb
@@ -223,7 +230,7 @@ def _parsed(path: Path) -> list[Any]:
 
     out = []
     for raw in _records(path):
-        record = pb.Record()
+        record = pb.Record()  # type: ignore[attr-defined]  # generated protobuf class: no stub
         record.ParseFromString(raw)
         out.append(record)
     return out

@@ -25,7 +25,7 @@ class AlgoEntry:
     impl_settings: dict[str, Callable[[Any, str], dict[str, Any]]]
     """impl -> (config, env id) -> the library-specific settings derived from our config for that env (part of
     the run's identity)."""
-    seed_parallel: TrainFn | None = None
+    seed_parallel: Callable[..., list[dict[str, Any]]] | None = None
     """``train(env_id, cfg, seeds, total_steps, loggers) -> [facts]``: several seeds of ours, batched."""
 
 

@@ -172,7 +172,7 @@ def provenance() -> dict[str, Any]:
 
     from replications.core.cuda_graph import graph_updates_requested
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
@@ -353,10 +353,9 @@ class ResultsStore:
 
     def resumable(self, spec: RunSpec) -> bool:
         """Killed while running (status still ``running``), with a checkpoint, under the current commit."""
-        meta = self.meta(spec)
+        meta = self.meta(spec) or {}
         return (
-            bool(meta)
-            and meta.get("status") == "running"
+            meta.get("status") == "running"
             and (self.path(spec) / CHECKPOINT_FILE).exists()
             and meta.get("commit") == provenance()["commit"]
         )
@@ -387,9 +386,13 @@ class ResultsStore:
         if path.exists():
             self._check_unfinished(path)
             shutil.rmtree(path)
-        path.mkdir(parents=True)
+        # config.json and meta.json appear together: written in a hidden folder (which no scan reads, and
+        # the next begin clears), renamed into place; a kill between the two writes leaves no half run
+        starting = path.with_name(f".{path.name}.starting")
+        shutil.rmtree(starting, ignore_errors=True)
+        starting.mkdir(parents=True)
         write_atomic(
-            path / "config.json",
+            starting / "config.json",
             json.dumps({**asdict(spec), "config_id": spec.config_id, "run_id": spec.run_id}, indent=2),
         )
         meta = {
@@ -399,7 +402,8 @@ class ResultsStore:
             "pid": os.getpid(),
             **provenance(),
         }
-        write_atomic(path / "meta.json", json.dumps(meta, indent=2))
+        write_atomic(starting / "meta.json", json.dumps(meta, indent=2))
+        starting.rename(path)
         return path
 
     @staticmethod

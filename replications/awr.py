@@ -178,7 +178,7 @@ def make_update(
         for idx in minibatches(len(samples), cfg.actor_steps):
             log_probs = policy.log_prob_entropy(obs[idx], actions[idx])[0]
             loss = actor_loss(log_probs, weights[idx])
-            if bounds is not None:
+            if bounds is not None and isinstance(policy, GaussianPolicy):  # bounds: a Box, so a Gaussian
                 loss = loss + cfg.action_bound_weight * action_bound_loss(policy.mean(obs[idx]), *bounds)
             actor_opt.zero_grad(set_to_none=True)
             loss.backward()

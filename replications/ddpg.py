@@ -176,6 +176,7 @@ def train(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: Run
     critic = Critic(obs_dim, act_dim, cfg.hidden_sizes, cfg.final_layer_init, cfg.action_layer).to(device)
     update = make_update(cfg, actor, critic)
     noise_rng = np.random.default_rng([seed, 1])  # its own stream: checkpoints restore it with the noise
+    noise: OrnsteinUhlenbeckNoise | GaussianNoise
     if cfg.noise == "ou":
         noise = OrnsteinUhlenbeckNoise(act_dim, noise_rng, theta=cfg.noise_theta, sigma=cfg.noise_sigma)
     else:

@@ -25,7 +25,7 @@ Implementation details:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,7 +92,7 @@ class NPGConfig:
 
 def npg_step(
     cfg: NPGConfig,
-    params: list[torch.Tensor],
+    params: Sequence[torch.Tensor],
     surrogate: Callable[[], torch.Tensor],
     mean_kl: Callable[[], torch.Tensor],
     batched: bool = False,

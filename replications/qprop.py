@@ -28,7 +28,7 @@ Implementation details:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -121,7 +121,7 @@ def qprop_surrogate(
 def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
     if not isinstance(policy, GaussianPolicy):
         raise ValueError("Q-Prop needs a continuous action space (its control variate differentiates Q in a)")
-    obs_dim, act_dim = policy.mean[0].in_features, policy.log_std.shape[0]
+    obs_dim, act_dim = cast(nn.Linear, policy.mean[0]).in_features, int(policy.log_std.shape[0])
     params = list(policy.parameters())
     value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate)
     q = mlp([obs_dim + act_dim, *cfg.qf_hidden_sizes, 1], "relu", out_gain=1.0, orthogonal=False)

@@ -48,6 +48,33 @@ def test_adding_rows_leaves_the_stored_rows_text_as_it_was(tmp_path):
     assert store.read_index().score.tolist() == [3678.4499874060107, 2.0]
 
 
+def test_a_run_killed_while_its_directory_was_being_created_leaves_no_half_run(tmp_path, monkeypatch):
+    """A kill between writing config.json and meta.json (seen in CI: a replicate SIGKILLed as a run began) used to
+    leave a directory with config.json alone, which the next replicate refused as 'perhaps a finished run'. The
+    two files are written in a hidden folder and renamed into place together: the kill leaves only that folder,
+    which scans skip and the next attempt clears."""
+    import experiments.store as store_module
+
+    store, spec = ResultsStore(tmp_path), _spec()
+    real_write = store_module.write_atomic
+
+    def killed_at_meta(path, text):
+        if path.name == "meta.json":
+            raise KeyboardInterrupt  # the process dies here
+        real_write(path, text)
+
+    monkeypatch.setattr(store_module, "write_atomic", killed_at_meta)
+    with pytest.raises(KeyboardInterrupt):
+        store.begin(spec)
+    monkeypatch.setattr(store_module, "write_atomic", real_write)
+    store._release(spec)  # the dead process's lock goes with it
+    assert not store.path(spec).exists()  # no half run where runs are read
+    assert store.rebuild_index() == (0, [])  # the hidden folder is not a run, nor an unreadable one
+    fresh = ResultsStore(tmp_path)  # the next replicate
+    _finish(fresh, spec)
+    assert fresh.is_complete(spec) and not any(p.name.endswith(".starting") for p in store.path(spec).parent.iterdir())
+
+
 def test_unfinished_run_is_discarded_and_rerun(tmp_path):
     store = ResultsStore(tmp_path)
     spec = _spec()

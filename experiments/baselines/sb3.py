@@ -105,13 +105,8 @@ def make_sb3_env(env_id: str, seed: int, norm: Normalization) -> VecEnv:
     venv.seed(seed)
     if norm.observations or norm.rewards:
         given = {"clip_obs": norm.clip_observations, "clip_reward": norm.clip_rewards, "gamma": norm.gamma}
-        venv = VecNormalize(  # a value only a normalisation left off would use may be absent: SB3's default then
-            venv,
-            norm_obs=norm.observations,
-            norm_reward=norm.rewards,
-            epsilon=1e-8,
-            **{k: v for k, v in given.items() if v is not None},
-        )
+        values: dict[str, Any] = {k: v for k, v in given.items() if v is not None}  # absent: unused, SB3's default
+        venv = VecNormalize(venv, norm_obs=norm.observations, norm_reward=norm.rewards, epsilon=1e-8, **values)
     return venv
 
 
@@ -179,7 +174,8 @@ def _train(
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
     norm: dict[str, np.ndarray] = {}
     if isinstance(venv, VecNormalize):
-        norm = {"obs_mean": venv.obs_rms.mean, "obs_var": venv.obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
+        obs_rms: Any = venv.obs_rms  # one RunningMeanStd (a flat Box observation space)
+        norm = {"obs_mean": obs_rms.mean, "obs_var": obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
     venv.close()
     return {"steps": int(model.num_timesteps), "normalization": norm, "sb3_differences": differences}
 

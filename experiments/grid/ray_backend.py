@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import tempfile
@@ -71,7 +72,7 @@ def run_on_ray(items: list[list[RunSpec]], store: ResultsStore, tracker: GridTra
             address=options.address,
             ignore_reinit_error=True,
             log_to_driver=False,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
             # the suite's own settings (checkpoint interval, W&B dir...) travel with the tasks
             runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("RLREPRO_")}},
         )

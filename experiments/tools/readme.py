@@ -8,6 +8,7 @@ the verdict matrix, from each report's ``status.json``) replaces the text betwee
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -26,6 +27,11 @@ def status_table(reports: Path, readme_dir: Path) -> str:
     return matrix_markdown(reports, readme_dir)
 
 
+def _between(m: re.Match[str], body: str) -> str:
+    """A generated section's markers around its new body."""
+    return m.group(1) + body + m.group(2)
+
+
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:
     from experiments.tools.bench import write_bench_summary
 
@@ -38,7 +44,7 @@ def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "rep
         pattern = re.compile(rf"(<!-- results:{re.escape(name)} -->\n).*?(<!-- /results:{re.escape(name)} -->)", re.S)
         if pattern.search(text):
             body = summary.read_text().strip() + f"\n\n(from `reports/{name}/`; regenerate with `make readme`)\n"
-            text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(2), text)
+            text = pattern.sub(functools.partial(_between, body=body), text)
             done.append(name)
     if STATUS.search(text):
         table = status_table(reports, readme.parent) + "\n"

@@ -24,7 +24,7 @@ import random
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -121,7 +121,7 @@ def _wrapper_state(wrapper: gym.Wrapper) -> dict[str, Any]:
         if k == "env" or isinstance(v, gym.envs.registration.EnvSpec):
             continue
         if isinstance(v, gym.Space):
-            state[k] = _SpaceRNG(copy.deepcopy(v.np_random.bit_generator.state))
+            state[k] = _SpaceRNG(dict(copy.deepcopy(v.np_random.bit_generator.state)))
         else:
             state[k] = copy.deepcopy(v)
     return state
@@ -165,7 +165,8 @@ def load_env_state(env: gym.Env, state: dict[str, Any]) -> None:
     if "mujoco" in base:
         import mujoco
 
-        mujoco.mj_copyData(env.data, env.model, base["mujoco"])
+        sim = cast(Any, env)  # a MujocoEnv (its base state holds MuJoCo data)
+        mujoco.mj_copyData(sim.data, sim.model, base["mujoco"])
     else:
         for k, v in base["attrs"].items():
             setattr(env, k, copy.deepcopy(v))
@@ -215,7 +216,7 @@ class StatefulRNG:
         self.generator = generator
 
     def state_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self.generator.bit_generator.state)
+        return dict(copy.deepcopy(self.generator.bit_generator.state))
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.bit_generator.state = state

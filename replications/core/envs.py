@@ -97,7 +97,7 @@ class Normalize(gym.Wrapper):
     def __init__(self, env: gym.Env, norm: Normalization):
         super().__init__(env)
         self.norm = norm.check()
-        self.obs_rms = RunningMeanStd(env.observation_space.shape) if norm.observations else None
+        self.obs_rms = RunningMeanStd(tuple(env.observation_space.shape or ())) if norm.observations else None
         self.ret_rms = RunningMeanStd(()) if norm.rewards else None
         self.discounted_return = 0.0
 
@@ -106,8 +106,13 @@ class Normalize(gym.Wrapper):
             return obs
         if self.norm.obs_update_limit is None or self.obs_rms.count < self.norm.obs_update_limit:
             self.obs_rms.update(obs)
-        c = self.norm.clip_observations
-        return np.clip((obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8), -c, c).astype(np.float32)
+        return self.normalized(obs)
+
+    def normalized(self, obs: np.ndarray) -> np.ndarray:
+        """``obs`` standardised by the current statistics (without updating them), clipped."""
+        rms, c = self.obs_rms, self.norm.clip_observations
+        assert rms is not None and c is not None, "observation normalisation is off"  # check() made c a float
+        return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -c, c).astype(np.float32)
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -120,6 +125,7 @@ class Normalize(gym.Wrapper):
             self.discounted_return = self.discounted_return * self.norm.gamma + float(reward)
             self.ret_rms.update(self.discounted_return)
             c = self.norm.clip_rewards
+            assert c is not None  # check() made it a float
             reward = min(max(float(reward) / float(np.sqrt(self.ret_rms.var + 1e-8)), -c), c)
             if terminated or truncated:
                 self.discounted_return = 0.0

@@ -39,18 +39,13 @@ def frozen_normalizer(train_env: gym.Env) -> Callable[[np.ndarray], np.ndarray]:
         env = env.env
     if not isinstance(env, Normalize) or env.obs_rms is None:
         return lambda obs: obs
-    wrapper = env
-
-    def normalize(obs: np.ndarray) -> np.ndarray:
-        rms, c = wrapper.obs_rms, wrapper.norm.clip_observations
-        return np.clip((obs - rms.mean) / np.sqrt(rms.var + 1e-8), -c, c).astype(np.float32)
-
-    return normalize
+    return env.normalized
 
 
 def deterministic_actor(policy: Policy, train_env: gym.Env, action_space: gym.Space) -> Act:
     """The policy's mean action (argmax for discrete actions), clipped to the action bounds."""
     normalize = frozen_normalizer(train_env)
+    box = action_space if isinstance(action_space, gym.spaces.Box) else None
 
     def act(obs: np.ndarray) -> Action:
         with torch.no_grad():
@@ -58,6 +53,6 @@ def deterministic_actor(policy: Policy, train_env: gym.Env, action_space: gym.Sp
             if isinstance(policy, CategoricalPolicy):
                 return np.int64(policy.logits(o)[0].argmax())
             mean = policy.mean(o)[0].numpy()
-        return np.clip(mean, action_space.low, action_space.high)
+        return np.clip(mean, box.low, box.high) if box is not None else mean
 
     return act

@@ -14,11 +14,10 @@ line-search decision and CG coefficient is per row, so each seed follows exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 Vector = torch.Tensor
 
@@ -54,13 +53,13 @@ def _col(c: torch.Tensor) -> torch.Tensor:
     return c if c.dim() == 0 else c[:, None]
 
 
-def flat_params(params: list[nn.Parameter], batched: bool = False) -> Vector:
+def flat_params(params: Sequence[torch.Tensor], batched: bool = False) -> Vector:
     if batched:
         return torch.cat([p.detach().reshape(p.shape[0], -1) for p in params], dim=1)
     return torch.cat([p.detach().reshape(-1) for p in params])
 
 
-def set_flat_params(params: list[nn.Parameter], flat: Vector) -> None:
+def set_flat_params(params: Sequence[torch.Tensor], flat: Vector) -> None:
     offset = 0
     with torch.no_grad():
         for p in params:
@@ -69,7 +68,7 @@ def set_flat_params(params: list[nn.Parameter], flat: Vector) -> None:
             offset += n
 
 
-def _flatten(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter], batched: bool) -> Vector:
+def _flatten(grads: tuple[torch.Tensor | None, ...], params: Sequence[torch.Tensor], batched: bool) -> Vector:
     whole = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
     if batched:
         return torch.cat([g.reshape(g.shape[0], -1) for g in whole], dim=1)
@@ -78,7 +77,7 @@ def _flatten(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter],
 
 def flat_grad(
     output: torch.Tensor,
-    params: list[nn.Parameter],
+    params: Sequence[torch.Tensor],
     create_graph: bool = False,
     retain_graph: bool | None = None,
     batched: bool = False,
@@ -90,7 +89,7 @@ def flat_grad(
 
 
 def fisher_vector_product(
-    mean_kl: Callable[[], torch.Tensor], params: list[nn.Parameter], damping: float, batched: bool = False
+    mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], damping: float, batched: bool = False
 ) -> Callable[[Vector], Vector]:
     """v -> (H_KL + damping I) v, with ``mean_kl()`` the mean KL(pi_old || pi_theta) over the batch ((K,)
     per-seed means when ``batched``).
@@ -142,7 +141,7 @@ class LineSearchResult:
 
 
 def backtracking_line_search(
-    params: list[nn.Parameter],
+    params: Sequence[torch.Tensor],
     full_step: Vector,
     surrogate: Callable[[], torch.Tensor],
     mean_kl: Callable[[], torch.Tensor],
@@ -177,7 +176,7 @@ def backtracking_line_search(
 
 
 def trust_region_step(
-    params: list[nn.Parameter],
+    params: Sequence[torch.Tensor],
     surrogate: Callable[[], torch.Tensor],
     mean_kl: Callable[[], torch.Tensor],
     fisher_kl: Callable[[], torch.Tensor],

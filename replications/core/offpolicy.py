@@ -75,7 +75,9 @@ def off_policy_setup(env_id: str, seed: int) -> tuple[gym.Env, gym.Env, int, int
     """Seed everything; the training and evaluation envs, the observation and action sizes, the device."""
     seed_everything(seed)
     env, eval_env = make_off_policy_envs(env_id, seed)
-    return env, eval_env, int(env.observation_space.shape[0]), int(env.action_space.shape[0]), run_device()
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    assert obs_shape is not None and act_shape is not None, "flat Box observations and actions"
+    return env, eval_env, int(obs_shape[0]), int(act_shape[0]), run_device()
 
 
 def make_off_policy_envs(env_id: str, seed: int) -> tuple[gym.Env, gym.Env]:
@@ -146,7 +148,7 @@ def run_off_policy(
     if graph_updates_requested() and buffer.device.type == "cuda":
         update = cuda_graphed(update)
     for step in range(first, schedule.total_steps + 1):
-        action = env.action_space.sample() if step <= schedule.warmup_steps else explore(obs)
+        action = np.asarray(env.action_space.sample() if step <= schedule.warmup_steps else explore(obs))
         next_obs, reward, terminated, truncated, info = env.step(action)
         next_obs = np.asarray(next_obs, dtype=np.float32)
         buffer.add(obs, action, float(reward), next_obs, terminated, truncated)

@@ -16,7 +16,7 @@ observation across calls so consecutive batches continue the same episodes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -36,9 +36,11 @@ class Batch:
     next_values: np.ndarray
     terminated: np.ndarray
     dones: np.ndarray
-    advantages: torch.Tensor | None = None
-    returns: torch.Tensor | None = None
-    final_obs: dict[int, np.ndarray] | None = None
+    advantages: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    """A_t, set by ``onpolicy.add_advantages`` (empty until then)."""
+    returns: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    """The value targets, set with the advantages."""
+    final_obs: dict[int, np.ndarray] = field(default_factory=dict)
     """t -> the final observation of an episode truncated at step t (to recompute next values later)."""
     last_obs: np.ndarray | None = None
     """The observation after the batch's last step (its episode goes on unless dones[-1])."""
@@ -48,8 +50,9 @@ class Batch:
         at a truncation, the observation after the batch for its last step (a terminal step's entry is the
         next episode's first observation, never used: termination masks it)."""
         obs = self.obs.numpy()
+        assert self.last_obs is not None, "a collected batch records the observation after its last step"
         nxt = np.concatenate([obs[1:], self.last_obs[None]])
-        for t, final in (self.final_obs or {}).items():
+        for t, final in self.final_obs.items():
             nxt[t] = final
         return nxt
 
@@ -71,9 +74,10 @@ class RolloutCollector:
         self.env, self.policy, self.value_fn = env, policy, value_fn
         self.horizon, self.generator, self.on_episode = horizon, generator, on_episode
         self.rng = np.random.default_rng(seed)  # action noise (acting runs on a NumPy policy snapshot)
-        self.continuous = isinstance(env.action_space, gym.spaces.Box)
-        if self.continuous:
-            self.low, self.high = env.action_space.low, env.action_space.high
+        self.box = env.action_space if isinstance(env.action_space, gym.spaces.Box) else None
+        self.continuous = self.box is not None
+        if self.box is not None:
+            self.low, self.high = self.box.low, self.box.high
         obs, _ = env.reset(seed=seed)
         self.obs = np.asarray(obs, dtype=np.float32)
         self.step_count = 0
@@ -81,7 +85,7 @@ class RolloutCollector:
     def collect(self) -> Batch:
         T = self.horizon
         obs_buf = np.zeros((T, *self.obs.shape), dtype=np.float32)
-        act_shape = self.env.action_space.shape if self.continuous else ()
+        act_shape = self.box.shape if self.box is not None else ()
         act_buf = np.zeros((T, *act_shape), dtype=np.float32 if self.continuous else np.int64)
         rew_buf, next_val_buf, term_buf, done_buf = (np.zeros(T) for _ in range(4))
         obs = self.obs

@@ -100,10 +100,12 @@ def gather_seeds(data: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, 
 @torch.no_grad()
 def clip_grad_norm_per_seed_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """``nn.utils.clip_grad_norm_`` applied to each seed's slice on its own; returns the K norms."""
-    norms = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in params]).sum(0).sqrt()
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for p in params:
-        p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
+        if p.grad is not None:
+            p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
     return norms
 
 
