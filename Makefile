@@ -30,7 +30,7 @@ lint: $(STAMP)  ## ruff (lint and format), mypy and hadolint
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## the test suite (numeric, learning, CLI end to end), one pytest worker per core (-n0: serial)
+test: lint  ## the test suite (numeric, learning, CLI end to end); serial (pytest -n auto --dist loadgroup: parallel)
 	$(BIN)/python -m pytest
 
 replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours and SB3), then the report
