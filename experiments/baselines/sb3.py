@@ -297,8 +297,7 @@ def _train_off_policy(
     logger: RunLogger,
 ) -> dict[str, Any]:
     seed_everything(seed)
-    venv = DummyVecEnv([lambda: Monitor(gym.make(check_env_id(env_id)))])
-    venv.seed(seed)
+    venv = make_sb3_env(env_id, seed, RAW)
     if not isinstance(venv.action_space, gym.spaces.Box):
         raise ValueError(f"{algo_cls.__name__} needs a continuous action space; {env_id} has {venv.action_space}")
     eval_env = make_env(env_id, seed + 1, RAW)
