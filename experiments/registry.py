@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from experiments.baselines import sb3 as sb3_adapters
+from experiments.baselines.sb3 import ADAPTERS as SB3
 from replications import awr, ddpg, npg, ppo, qprop, sac, trpo
 from replications.core.errors import UserError
+from replications.core.onpolicy import MakeUpdate, train_on_policy_seeds
 
 TrainFn = Callable[..., dict[str, Any]]
 
@@ -26,29 +28,33 @@ class AlgoEntry:
     """impl -> (config, env id) -> the library-specific settings derived from our config for that env (part of
     the run's identity)."""
     seed_parallel: Callable[..., list[dict[str, Any]]] | None = None
-    """``train(env_id, cfg, seeds, total_steps, loggers) -> [facts]``: several seeds of ours, batched."""
+    """``train(env_id, cfg, seeds, total_steps, loggers) -> [facts]``: several seeds of ours, batched (the
+    algorithms whose update is written against core/seeds.py's SeedNets, trained by the same update)."""
+
+
+def seed_parallel(make_update: MakeUpdate) -> Callable[..., list[dict[str, Any]]]:
+    return partial(train_on_policy_seeds, make_update=make_update)
 
 
 ALGOS: dict[str, AlgoEntry] = {
     "ppo": AlgoEntry(
         "ppo",
         ppo.PPOConfig,
-        {"ours": ppo.train, "sb3": sb3_adapters.train_ppo},
-        {"sb3": sb3_adapters.ppo_settings},
-        ppo.train_seed_parallel,
+        {"ours": ppo.train, "sb3": SB3["ppo"].train},
+        {"sb3": SB3["ppo"].describe},
+        seed_parallel(ppo.make_update),
     ),
     "trpo": AlgoEntry(
         "trpo",
         trpo.TRPOConfig,
-        {"ours": trpo.train, "sb3": sb3_adapters.train_trpo},
-        {"sb3": sb3_adapters.trpo_settings},
-        trpo.train_seed_parallel,
+        {"ours": trpo.train, "sb3": SB3["trpo"].train},
+        {"sb3": SB3["trpo"].describe},
+        seed_parallel(trpo.make_update),
     ),
-    "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}, npg.train_seed_parallel),  # no SB3 counterpart
+    # NPG: no SB3 counterpart
+    "npg": AlgoEntry("npg", npg.NPGConfig, {"ours": npg.train}, {}, seed_parallel(npg.make_update)),
     **{  # SAC v2 (automatic temperature) and v1 (fixed temperature, V network): one module, two configs
-        name: AlgoEntry(
-            name, sac.SACConfig, {"ours": sac.train, "sb3": sb3_adapters.train_sac}, {"sb3": sb3_adapters.sac_settings}
-        )
+        name: AlgoEntry(name, sac.SACConfig, {"ours": sac.train, "sb3": SB3["sac"].train}, {"sb3": SB3["sac"].describe})
         for name in ("sac", "sac-v1")
     },
     "awr": AlgoEntry("awr", awr.AWRConfig, {"ours": awr.train}, {}),  # no SB3 counterpart
@@ -57,8 +63,8 @@ ALGOS: dict[str, AlgoEntry] = {
     "ddpg": AlgoEntry(
         "ddpg",
         ddpg.DDPGConfig,
-        {"ours": ddpg.train, "sb3": sb3_adapters.train_ddpg},
-        {"sb3": sb3_adapters.ddpg_settings},
+        {"ours": ddpg.train, "sb3": SB3["ddpg"].train},
+        {"sb3": SB3["ddpg"].describe},
     ),
 }
 IMPLS = ("ours", "sb3")

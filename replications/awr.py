@@ -38,16 +38,16 @@ from typing import Any, Literal
 
 import gymnasium as gym
 import torch
-from torch import nn
 
 from replications.core.advantages import standardize, td_lambda_returns
 from replications.core.algorithm import Update
 from replications.core.envs import Normalization, check_env_id
 from replications.core.logging import RunLogger
-from replications.core.networks import GaussianPolicy, Policy
+from replications.core.networks import GaussianPolicy
 from replications.core.onpolicy import Evaluation, Networks, networks, train_on_policy
 from replications.core.replay import RecentSamples
 from replications.core.rollout import Batch
+from replications.core.seeds import SeedNets, one_seed
 from replications.core.value import value_regression_loss
 
 
@@ -115,15 +115,10 @@ def action_bound_loss(mean: torch.Tensor, low: torch.Tensor, high: torch.Tensor)
     return 0.5 * ((mean - high).clamp(min=0).pow(2) + (low - mean).clamp(min=0).pow(2)).sum(-1).mean()
 
 
-def make_update(
-    cfg: AWRConfig,
-    policy: Policy,
-    value_fn: nn.Module,
-    generator: torch.Generator,
-    action_bounds: tuple[Any, Any] | None = None,
-):
-    """``update(batch, iteration, n_iterations)`` for the on-policy driver; ``action_bounds`` (low, high) for
-    the action-bound loss of a continuous policy."""
+def make_update(cfg: AWRConfig, nets: SeedNets, action_bounds: tuple[Any, Any] | None = None) -> Update:
+    """``update(batch, iteration, n_iterations) -> [stats]`` for the on-policy driver (one seed);
+    ``action_bounds`` (low, high) for the action-bound loss of a continuous policy."""
+    policy, value_fn, generator = one_seed(nets).parts()
     if isinstance(policy, GaussianPolicy):
         policy.log_std.requires_grad_(False)  # fixed exploration std (reference code: trainable=False)
     actor_params = [p for p in policy.parameters() if p.requires_grad]
@@ -158,7 +153,7 @@ def make_update(
     def obs_all() -> torch.Tensor:
         return torch.from_numpy(samples.obs)
 
-    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
+    def update(batch: Batch, iteration: int, n_iterations: int) -> list[dict[str, Any]]:
         samples.add(batch)
         obs, actions = obs_all(), torch.from_numpy(samples.actions)
         _, targets = td_lambda_targets()
@@ -184,13 +179,15 @@ def make_update(
             loss.backward()
             actor_opt.step()
             actor_total += loss.detach()
-        return {
-            "critic_loss": critic_total / max(cfg.critic_steps, 1),
-            "actor_loss": actor_total / max(cfg.actor_steps, 1),
-            "mean_weight": weights.mean(),
-            "clipped_fraction": (weights >= cfg.weight_clip).float().mean(),
-            "buffer": len(samples),
-        }
+        return nets.rows(
+            {
+                "critic_loss": critic_total / max(cfg.critic_steps, 1),
+                "actor_loss": actor_total / max(cfg.actor_steps, 1),
+                "mean_weight": weights.mean(),
+                "clipped_fraction": (weights >= cfg.weight_clip).float().mean(),
+                "buffer": len(samples),
+            }
+        )
 
     # saved in checkpoints (the buffer too: it is part of the algorithm's state)
     return Update(update, {"actor_sgd": actor_opt, "critic_sgd": critic_opt, "samples": samples})

@@ -30,31 +30,24 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from replications.core.advantages import standardize
 from replications.core.algorithm import Update
 from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
+    add_to_params,
     conjugate_gradient,
     fisher_vector_product,
     flat_grad,
-    flat_params,
     kl_scaled_step,
     policy_dist_params,
     policy_mean_kl,
     policy_surrogate,
-    set_flat_params,
 )
-from replications.core.networks import Policy
-from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
+from replications.core.onpolicy import Networks, networks, train_on_policy
 from replications.core.rollout import Batch
-from replications.core.seed_parallel import (
-    SeedParallel,
-    fit_value_function_seed_parallel,
-    train_on_policy_seed_parallel,
-)
+from replications.core.seeds import SeedNets
 from replications.core.value import fit_value_function
 
 
@@ -95,81 +88,51 @@ def npg_step(
     params: Sequence[torch.Tensor],
     surrogate: Callable[[], torch.Tensor],
     mean_kl: Callable[[], torch.Tensor],
-    batched: bool = False,
 ) -> torch.Tensor:
-    """theta <- theta_old + sqrt(delta_n / g^T x) x with x = F^-1 g; returns the step taken. With
-    ``batched``, the callables return one value per seed and the step is (K, n)."""
-    g = flat_grad(surrogate().sum(), params, batched=batched)
-    fvp = fisher_vector_product(mean_kl, params, cfg.cg_damping, batched)
+    """theta <- theta_old + sqrt(delta_n / g^T x) x with x = F^-1 g; returns the step taken ((K, n) when the
+    callables return one value per seed)."""
+    g = flat_grad(surrogate(), params)
+    fvp = fisher_vector_product(mean_kl, params, cfg.cg_damping)
     x = conjugate_gradient(fvp, g, cfg.cg_iters)
     step = kl_scaled_step(x, g, cfg.normalized_step_size / 2)  # = sqrt(delta_n / g^T x) x
-    set_flat_params(params, flat_params(params, batched) + step)
+    add_to_params(params, step)
     return step
 
 
-def _after_step(surrogate, mean_kl, adv: torch.Tensor, step: torch.Tensor) -> dict[str, Any]:  # noqa: ANN001
-    with torch.no_grad():
-        return {
-            "kl": mean_kl(),
-            "surrogate_gain": surrogate() - adv.mean(-1),  # the surrogate is mean(A) at theta_old
-            "step_norm": step.norm(dim=-1),
-        }
-
-
-def make_update(cfg: NPGConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
-    params = list(policy.parameters())
-    value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate)
-
-    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
-        obs, actions = batch.obs, batch.actions
-        adv = standardize(batch.advantages, 1e-6, unbiased=False)
-        with torch.no_grad():
-            old = policy_dist_params(policy, value_fn, obs)
-
-        def surrogate() -> torch.Tensor:
-            return policy_surrogate(policy, value_fn, obs, actions, batch.log_probs, adv)
-
-        def mean_kl() -> torch.Tensor:
-            return policy_mean_kl(policy, value_fn, old, obs)
-
-        step = npg_step(cfg, params, surrogate, mean_kl)
-        stats = _after_step(surrogate, mean_kl, adv, step)
-        stats["value_loss"] = fit_value_function(
-            value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
-        )
-        return stats_row(stats)
-
-    return Update(update, {"value_adam": value_opt})
-
-
-def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
-    """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and step size)."""
-    params = model.parameters("policy")
-    value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate)
-    surrogate_k, dist_params, mean_kl_k = (
-        model.vmap(policy_surrogate),
-        model.vmap(policy_dist_params),
-        model.vmap(policy_mean_kl),
+def make_update(cfg: NPGConfig, nets: SeedNets) -> Update:
+    """``update(batch, iteration, n_iterations) -> [stats]``: the natural-gradient step, then the value
+    regression. One seed or K at once (core/seeds.py; per-seed CG and step size)."""
+    params = nets.parameters("policy")
+    value_opt = torch.optim.Adam(nets.parameters("value_fn"), lr=cfg.value_learning_rate)
+    surrogate_fn, dist_params, mean_kl_fn = (
+        nets.fn(policy_surrogate, "policy"),
+        nets.fn(policy_dist_params, "policy"),
+        nets.fn(policy_mean_kl, "policy"),
     )
 
-    def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
-        obs, actions = data["obs"], data["actions"]
-        adv = standardize(data["advantages"], 1e-6, unbiased=False)
+    def update(batch: Batch, iteration: int, n_iterations: int) -> list[dict[str, Any]]:
+        obs, actions = batch.obs, batch.actions
+        adv = standardize(batch.advantages, 1e-6, unbiased=False)
         with torch.no_grad():
             old = dist_params(obs)
 
         def surrogate() -> torch.Tensor:
-            return surrogate_k(obs, actions, data["log_probs"], adv)
+            return surrogate_fn(obs, actions, batch.log_probs, adv)
 
         def mean_kl() -> torch.Tensor:
-            return mean_kl_k(old, obs)
+            return mean_kl_fn(old, obs)
 
-        step = npg_step(cfg, params, surrogate, mean_kl, batched=True)
-        stats = _after_step(surrogate, mean_kl, adv, step)
-        stats["value_loss"] = fit_value_function_seed_parallel(
-            model, value_opt, obs, data["returns"], cfg.value_epochs, cfg.value_minibatch_size
+        step = npg_step(cfg, params, surrogate, mean_kl)
+        with torch.no_grad():
+            stats = {
+                "kl": mean_kl(),
+                "surrogate_gain": surrogate() - adv.mean(-1),  # the surrogate is mean(A) at theta_old
+                "step_norm": step.norm(dim=-1),
+            }
+        stats["value_loss"] = fit_value_function(
+            nets, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size
         )
-        return [stats_row(stats, k) for k in range(model.n_seeds)]
+        return nets.rows(stats)
 
     return Update(update, {"value_adam": value_opt})
 
@@ -177,10 +140,3 @@ def make_seed_parallel_update(cfg: NPGConfig, model: SeedParallel):
 def train(env_id: str, cfg: NPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
     return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
-
-
-def train_seed_parallel(
-    env_id: str, cfg: NPGConfig, seeds: list[int], total_steps: int, loggers: list[RunLogger]
-) -> list[dict[str, Any]]:
-    """Train len(seeds) seeds in this process with batched networks (core/seed_parallel.py)."""
-    return train_on_policy_seed_parallel(env_id, cfg, seeds, total_steps, loggers, make_seed_parallel_update)

@@ -41,21 +41,9 @@ from replications.core.algorithm import Update
 from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy
-from replications.core.onpolicy import (
-    Networks,
-    batch_tensors,
-    minibatch_indices,
-    networks,
-    set_learning_rate,
-    train_on_policy,
-)
+from replications.core.onpolicy import Networks, networks, set_learning_rate, train_on_policy
 from replications.core.rollout import Batch
-from replications.core.seed_parallel import (
-    SeedParallel,
-    clip_grad_norm_per_seed_,
-    gather_seeds,
-    train_on_policy_seed_parallel,
-)
+from replications.core.seeds import SeedNets, batch_tensors
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,7 @@ def value_loss(
 def ppo_loss(policy: Policy, value_fn: nn.Module, mb: dict[str, torch.Tensor], cfg: PPOConfig):
     """Eq. (9) on one minibatch: (loss, detached [policy loss, value loss, entropy, approx KL]).
 
-    A pure function of the networks and the minibatch, so the seed-parallel trainer can vmap it over seeds."""
+    A pure function of the networks and the minibatch, so ``SeedNets.fn`` can batch it over seeds."""
     adv = mb["advantages"]
     if cfg.normalize_advantages:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -142,54 +130,28 @@ def _learning_rate(cfg: PPOConfig, iteration: int, n_iterations: int) -> float:
     return cfg.learning_rate * (1.0 - iteration / n_iterations if cfg.anneal_learning_rate else 1.0)
 
 
-def _stats(lr: float, totals: torch.Tensor, n_updates: int) -> dict[str, Any]:
-    pg, vf, ent, kl = (totals / n_updates).tolist()
-    return {"lr": lr, "policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl}
-
-
-def make_update(cfg: PPOConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
-    """Return ``update(batch, iteration, n_iterations) -> stats`` for the on-policy driver."""
-    params = [*policy.parameters(), *value_fn.parameters()]
+def make_update(cfg: PPOConfig, nets: SeedNets) -> Update:
+    """``update(batch, iteration, n_iterations) -> [stats]``: K epochs of minibatch Adam steps on eq. (9), the
+    gradient norm clipped (per seed). One seed or K at once (core/seeds.py): Adam is elementwise, so each
+    seed's slice of stacked parameters sees exactly its own Adam."""
+    params = nets.parameters()
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+    loss_fn = nets.fn(ppo_loss, cfg=cfg)
 
-    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
+    def update(batch: Batch, iteration: int, n_iterations: int) -> list[dict[str, Any]]:
         lr = _learning_rate(cfg, iteration, n_iterations)
         set_learning_rate(optimizer, lr)
-        data = batch_tensors(batch)
-        totals, n_updates = torch.zeros(4), 0
-        for idx in minibatch_indices(batch.obs.shape[0], cfg.epochs, cfg.minibatch_size, generator):
-            loss, stats = ppo_loss(policy, value_fn, {k: v[idx] for k, v in data.items()}, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
-            optimizer.step()
-            totals += stats
-            n_updates += 1
-        return _stats(lr, totals, n_updates)
-
-    return Update(update, {"adam": optimizer})
-
-
-def make_seed_parallel_update(cfg: PPOConfig, model: SeedParallel):
-    """The same update for K seeds at once: one vmapped forward/backward of ``ppo_loss`` per minibatch,
-    gradient clipping per seed, one Adam over the stacked parameters (Adam is elementwise, so each seed's
-    slice sees exactly its own Adam). ``update(batch (K, T, ...), ...) -> [stats of seed k]``."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
-    loss_fn = model.vmap(ppo_loss, cfg=cfg)
-
-    def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
-        lr = _learning_rate(cfg, iteration, n_iterations)
-        set_learning_rate(optimizer, lr)
-        totals, n_updates = torch.zeros(model.n_seeds, 4), 0
-        for idx in model.minibatch_indices(data["obs"].shape[1], cfg.epochs, cfg.minibatch_size):
-            loss, stats = loss_fn(gather_seeds(data, idx))
+        totals, n_updates = nets.zeros(4), 0
+        for mb in nets.minibatches(batch_tensors(batch), cfg.epochs, cfg.minibatch_size):
+            loss, stats = loss_fn(mb)
             optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()  # seeds share no parameter: the gradient of the sum is each seed's own
-            clip_grad_norm_per_seed_(model.parameters(), cfg.max_grad_norm)
+            nets.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             totals += stats
             n_updates += 1
-        return [_stats(lr, t, n_updates) for t in totals]
+        pg, vf, ent, kl = (totals / n_updates).unbind(-1)
+        return nets.rows({"lr": lr, "policy_loss": pg, "value_loss": vf, "entropy": ent, "approx_kl": kl})
 
     return Update(update, {"adam": optimizer})
 
@@ -197,10 +159,3 @@ def make_seed_parallel_update(cfg: PPOConfig, model: SeedParallel):
 def train(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
     return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
-
-
-def train_seed_parallel(
-    env_id: str, cfg: PPOConfig, seeds: list[int], total_steps: int, loggers: list[RunLogger]
-) -> list[dict[str, Any]]:
-    """Train len(seeds) seeds in this process with batched networks (core/seed_parallel.py)."""
-    return train_on_policy_seed_parallel(env_id, cfg, seeds, total_steps, loggers, make_seed_parallel_update)

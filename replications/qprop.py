@@ -39,10 +39,11 @@ from replications.core.checkpoint import StatefulRNG
 from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import policy_dist_params, policy_mean_kl, trust_region_step
-from replications.core.networks import GaussianPolicy, Policy, frozen_copy, mlp
-from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
+from replications.core.networks import GaussianPolicy, frozen_copy, mlp
+from replications.core.onpolicy import Networks, networks, train_on_policy
 from replications.core.replay import ReplayBuffer
 from replications.core.rollout import Batch
+from replications.core.seeds import SeedNets, one_seed
 from replications.core.targets import bellman_target, polyak_update
 from replications.core.value import fit_value_function
 
@@ -118,7 +119,9 @@ def qprop_surrogate(
     return (ratio * (adv - eta * abar)).mean() + (eta * (grad_q * mean).sum(-1)).mean()
 
 
-def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
+def make_update(cfg: QPropConfig, nets: SeedNets) -> Update:
+    """``update(batch, iteration, n_iterations) -> [stats]`` for the on-policy driver (one seed)."""
+    policy, value_fn, generator = one_seed(nets).parts()
     if not isinstance(policy, GaussianPolicy):
         raise ValueError("Q-Prop needs a continuous action space (its control variate differentiates Q in a)")
     obs_dim, act_dim = cast(nn.Linear, policy.mean[0]).in_features, int(policy.log_std.shape[0])
@@ -146,7 +149,7 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
             total += loss.detach()
         return total / max(n_steps, 1)
 
-    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
+    def update(batch: Batch, iteration: int, n_iterations: int) -> list[dict[str, Any]]:
         obs, actions, old_log_probs = batch.obs, batch.actions, batch.log_probs
         next_obs = batch.next_observations()
         for t in range(len(obs)):
@@ -157,7 +160,7 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
         q_loss = fit_q(n_q)
         adv = batch.advantages - batch.advantages.mean() if cfg.center_advantages else batch.advantages
         with torch.no_grad():
-            old = policy_dist_params(policy, value_fn, obs)
+            old = policy_dist_params(policy, obs)
         abar, grad_q = control_variate(q, obs, old[0], actions)
         eta = eta_rule(adv, abar, cfg.eta) if n_q else torch.zeros_like(adv)  # no critic yet: plain TRPO
 
@@ -166,16 +169,14 @@ def make_update(cfg: QPropConfig, policy: Policy, value_fn: nn.Module, generator
             return qprop_surrogate(log_probs, old_log_probs, adv, abar, eta, grad_q, policy.mean(obs))
 
         def mean_kl() -> torch.Tensor:
-            return policy_mean_kl(policy, value_fn, old, obs)
+            return policy_mean_kl(policy, old, obs)
 
         search = trust_region_step(
             params, surrogate, mean_kl, mean_kl, cfg.max_kl, cfg.cg_iters, cfg.cg_damping,
             cfg.line_search_shrink, cfg.line_search_max_backtracks,
         )  # fmt: skip
-        v_loss = fit_value_function(
-            value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
-        )
-        return stats_row(
+        v_loss = fit_value_function(nets, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size)
+        return nets.rows(
             {
                 "surrogate_gain": search.improvement,
                 "kl": search.kl,

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch import nn
 
 from replications.core.advantages import standardize
 from replications.core.algorithm import Update
@@ -46,14 +45,9 @@ from replications.core.natural_gradient import (
     policy_surrogate,
     trust_region_step,
 )
-from replications.core.networks import Policy
-from replications.core.onpolicy import Networks, networks, stats_row, train_on_policy
+from replications.core.onpolicy import Networks, networks, train_on_policy
 from replications.core.rollout import Batch
-from replications.core.seed_parallel import (
-    SeedParallel,
-    fit_value_function_seed_parallel,
-    train_on_policy_seed_parallel,
-)
+from replications.core.seeds import SeedNets
 from replications.core.value import fit_value_function
 
 
@@ -98,7 +92,7 @@ class TRPOConfig:
         return None
 
 
-def trpo_step(cfg: TRPOConfig, params, surrogate, mean_kl, fisher_kl, batched: bool = False) -> LineSearchResult:  # noqa: ANN001
+def trpo_step(cfg: TRPOConfig, params, surrogate, mean_kl, fisher_kl) -> LineSearchResult:  # noqa: ANN001
     """One policy step with this config's trust region, CG and line-search settings."""
     return trust_region_step(
         params,
@@ -110,78 +104,45 @@ def trpo_step(cfg: TRPOConfig, params, surrogate, mean_kl, fisher_kl, batched: b
         cfg.cg_damping,
         cfg.line_search_shrink,
         cfg.line_search_max_backtracks,
-        batched,
     )
 
 
-def _stats(search: LineSearchResult, v_loss: torch.Tensor | float) -> dict[str, Any]:
-    return {
-        "surrogate_gain": search.improvement,
-        "kl": search.kl,
-        "step_fraction": search.fraction,
-        "accepted": search.accepted.long(),
-        "value_loss": v_loss,
-    }
+def make_update(cfg: TRPOConfig, nets: SeedNets) -> Update:
+    """``update(batch, iteration, n_iterations) -> [stats]``: the trust-region policy step, then the value
+    regression. One seed or K at once (core/seeds.py; per-seed CG and line search)."""
+    params = nets.parameters("policy")
+    value_opt = torch.optim.Adam(nets.parameters("value_fn"), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
+    surrogate, dist_params, mean_kl = (
+        nets.fn(policy_surrogate, "policy"),
+        nets.fn(policy_dist_params, "policy"),
+        nets.fn(policy_mean_kl, "policy"),
+    )
 
-
-def make_update(cfg: TRPOConfig, policy: Policy, value_fn: nn.Module, generator: torch.Generator):
-    params = list(policy.parameters())
-    value_opt = torch.optim.Adam(value_fn.parameters(), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
-    sub = slice(None, None, cfg.fisher_subsample)
-
-    def update(batch: Batch, iteration: int, n_iterations: int) -> dict[str, Any]:
+    def update(batch: Batch, iteration: int, n_iterations: int) -> list[dict[str, Any]]:
         obs, actions, adv = batch.obs, batch.actions, batch.advantages
         if cfg.normalize_advantages:
             adv = standardize(adv, 1e-8)
         with torch.no_grad():
-            old = policy_dist_params(policy, value_fn, obs)
-        old_sub = tuple(t[sub] for t in old)
-        search = trpo_step(
-            cfg,
-            params,
-            lambda: policy_surrogate(policy, value_fn, obs, actions, batch.log_probs, adv),
-            lambda: policy_mean_kl(policy, value_fn, old, obs),
-            lambda: policy_mean_kl(policy, value_fn, old_sub, obs[sub]),
-        )
-        v_loss = fit_value_function(
-            value_fn, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size, generator
-        )
-        return stats_row(_stats(search, v_loss))
-
-    return Update(update, {"value_adam": value_opt})
-
-
-def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
-    """The same update for K seeds at once (vmapped per-seed functions, per-seed CG and line search)."""
-    params = model.parameters("policy")
-    value_opt = torch.optim.Adam(model.parameters("value_fn"), lr=cfg.value_learning_rate, eps=cfg.value_adam_eps)
-    surrogate, dist_params, mean_kl = (
-        model.vmap(policy_surrogate),
-        model.vmap(policy_dist_params),
-        model.vmap(policy_mean_kl),
-    )
-    sub = slice(None, None, cfg.fisher_subsample)
-
-    def update(data: dict[str, torch.Tensor], iteration: int, n_iterations: int) -> list[dict[str, Any]]:
-        obs, actions, adv = data["obs"], data["actions"], data["advantages"]
-        if cfg.normalize_advantages:
-            adv = standardize(adv, 1e-8)
-        with torch.no_grad():
             old = dist_params(obs)
-        old_sub, obs_sub = tuple(t[:, sub] for t in old), obs[:, sub]
+        n = cfg.fisher_subsample
+        old_sub, obs_sub = tuple(nets.every(t, n) for t in old), nets.every(obs, n)
         search = trpo_step(
             cfg,
             params,
-            lambda: surrogate(obs, actions, data["log_probs"], adv),
+            lambda: surrogate(obs, actions, batch.log_probs, adv),
             lambda: mean_kl(old, obs),
             lambda: mean_kl(old_sub, obs_sub),
-            batched=True,
         )
-        v_loss = fit_value_function_seed_parallel(
-            model, value_opt, obs, data["returns"], cfg.value_epochs, cfg.value_minibatch_size
+        v_loss = fit_value_function(nets, value_opt, obs, batch.returns, cfg.value_epochs, cfg.value_minibatch_size)
+        return nets.rows(
+            {
+                "surrogate_gain": search.improvement,
+                "kl": search.kl,
+                "step_fraction": search.fraction,
+                "accepted": search.accepted.long(),
+                "value_loss": v_loss,
+            }
         )
-        stats = _stats(search, v_loss)
-        return [stats_row(stats, k) for k in range(model.n_seeds)]
 
     return Update(update, {"value_adam": value_opt})
 
@@ -189,10 +150,3 @@ def make_seed_parallel_update(cfg: TRPOConfig, model: SeedParallel):
 def train(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
     """Train one seed through the shared on-policy driver; episodes and statistics go to ``logger``."""
     return train_on_policy(env_id, cfg, seed, total_steps, logger, make_update)
-
-
-def train_seed_parallel(
-    env_id: str, cfg: TRPOConfig, seeds: list[int], total_steps: int, loggers: list[RunLogger]
-) -> list[dict[str, Any]]:
-    """Train len(seeds) seeds in this process with batched networks (core/seed_parallel.py)."""
-    return train_on_policy_seed_parallel(env_id, cfg, seeds, total_steps, loggers, make_seed_parallel_update)

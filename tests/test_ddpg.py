@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from experiments.baselines.sb3 import PaperDDPG, ddpg_kwargs, train_ddpg
+from experiments.baselines.sb3 import ADAPTERS, PaperDDPG
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications import ddpg
@@ -45,7 +45,7 @@ def test_sb3_ddpg_gets_the_papers_settings_where_sb3_allows():
     import gymnasium as gym
 
     cfg = resolve(load_paper_config("ddpg"), DDPGConfig, "Hopper-v5", {})
-    kwargs, differences = ddpg_kwargs(cfg)
+    kwargs, differences = ADAPTERS["ddpg"].kwargs(cfg, 3), ADAPTERS["ddpg"].differences_for(cfg, 3)
     kwargs.pop("ou_noise")
     from stable_baselines3.common.logger import configure
 
@@ -103,7 +103,7 @@ def test_ddpg_training_loop_equals_sb3s_learn_once_the_listed_differences_are_al
                 net.load_state_dict(weights)
 
     monkeypatch.setattr(PaperDDPG, "_setup_model", setup_from_ours_start)
-    train_ddpg("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
+    ADAPTERS["ddpg"].train("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
 
     episodes = assert_same_episodes(tmp_path / "ours", tmp_path / "sb3")
     assert (episodes.length == time_limit).any() and (episodes.length < time_limit).any()

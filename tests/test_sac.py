@@ -14,7 +14,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.distributions import Normal
 
-from experiments.baselines.sb3 import sac_kwargs, train_sac
+from experiments.baselines.sb3 import ADAPTERS
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications import sac
@@ -134,7 +134,7 @@ def test_sac_gradient_steps_equal_sb3s_from_the_same_weights_and_minibatches(mon
     q1, q2 = q_network(obs_dim, act_dim, cfg.hidden_sizes), q_network(obs_dim, act_dim, cfg.hidden_sizes)
     update = make_update(cfg, actor, q1, q2, act_dim)
     actor_start = actor.net[0].weight.detach().clone()
-    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu", **sac_kwargs(cfg)[0])
+    model = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=0, device="cpu", **ADAPTERS["sac"].kwargs(cfg, 1))
     model.set_logger(configure(None, []))
     theirs_actor = model.actor
     ours_critics = (q1, q2, update.state["q1_target"], update.state["q2_target"])
@@ -211,7 +211,7 @@ def test_sac_training_loop_equals_sb3s_learn_under_the_same_randomness(tmp_path,
         load_ours_into_sb3(self, start["actor"], start["q1"], start["q2"], start["q1"], start["q2"])
 
     monkeypatch.setattr(SAC, "_setup_model", setup_from_ours_start)
-    train_sac("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
+    ADAPTERS["sac"].train("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
 
     episodes = assert_same_episodes(tmp_path / "ours", tmp_path / "sb3")
     after_warmup = episodes[episodes.step > cfg.warmup_steps]

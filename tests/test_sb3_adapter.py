@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 from stable_baselines3 import PPO
 
-from experiments.baselines.sb3 import make_sb3_env, ppo_kwargs
+from experiments.baselines.sb3 import ADAPTERS, make_sb3_env
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications.core.config import load_paper_config, resolve
@@ -12,7 +12,7 @@ from replications.ppo import PPOConfig
 
 def test_sb3_ppo_gets_the_papers_hyperparameters_not_sb3_defaults():
     cfg = resolve(load_paper_config("ppo"), PPOConfig, "Hopper-v5", {})
-    kwargs, differences = ppo_kwargs(cfg)
+    kwargs, differences = ADAPTERS["ppo"].kwargs(cfg, 3), ADAPTERS["ppo"].differences_for(cfg, 3)
     env = make_sb3_env("Hopper-v5", 0, Normalization(True, True, 0.99, 10.0, 10.0))
     model = PPO("MlpPolicy", env, seed=0, device="cpu", **kwargs)
     assert (model.n_steps, model.batch_size, model.n_epochs) == (2048, 64, 10)

@@ -8,7 +8,7 @@ from torch import nn
 
 from experiments.grid import execute, execute_group, make_spec, work_items
 from experiments.store import ResultsStore
-from replications.core.seed_parallel import clip_grad_norm_per_seed_, gather_seeds
+from replications.core.seeds import clip_grad_norm_per_seed_, gather_seeds
 
 STATS = {
     "ppo": ["policy_loss", "value_loss", "entropy", "approx_kl"],
@@ -117,9 +117,9 @@ def test_npg_batched_update_agrees_before_conjugate_gradient():
     from replications import npg
     from replications.core.config import load_paper_config, resolve
     from replications.core.natural_gradient import fisher_vector_product, flat_grad, policy_mean_kl, policy_surrogate
-    from replications.core.onpolicy import add_advantages, batch_tensors, build_seed
+    from replications.core.onpolicy import add_advantages, build_seed
     from replications.core.rollout import RolloutCollector
-    from replications.core.seed_parallel import SeedParallel
+    from replications.core.seeds import SeedParallel, batch_tensors
 
     cfg = resolve(load_paper_config("npg"), npg.NPGConfig, "Pendulum-v1", {"horizon": 256})
     env, policy, value_fn, gen = build_seed("Pendulum-v1", cfg, 0)
@@ -129,17 +129,17 @@ def test_npg_batched_update_agrees_before_conjugate_gradient():
     with torch.no_grad():
         old = policy.dist_params(data["obs"])
     params = list(policy.parameters())
-    g = flat_grad(
-        policy_surrogate(policy, value_fn, data["obs"], data["actions"], data["log_probs"], data["advantages"]), params
-    )
-    fvp = fisher_vector_product(lambda: policy_mean_kl(policy, value_fn, old, data["obs"]), params, cfg.cg_damping)
+    g = flat_grad(policy_surrogate(policy, data["obs"], data["actions"], data["log_probs"], data["advantages"]), params)
+    fvp = fisher_vector_product(lambda: policy_mean_kl(policy, old, data["obs"]), params, cfg.cg_damping)
     model = SeedParallel([policy], [value_fn], [gen])
     batch = {k: v[None] for k, v in data.items()}
-    surrogate = model.vmap(policy_surrogate)(batch["obs"], batch["actions"], batch["log_probs"], batch["advantages"])
-    g_k = flat_grad(surrogate.sum(), model.parameters("policy"), batched=True)
-    kl_k = model.vmap(policy_mean_kl)
+    surrogate = model.fn(policy_surrogate, "policy")
+    g_k = flat_grad(
+        surrogate(batch["obs"], batch["actions"], batch["log_probs"], batch["advantages"]), model.parameters("policy")
+    )
+    kl_k = model.fn(policy_mean_kl, "policy")
     fvp_k = fisher_vector_product(
-        lambda: kl_k(tuple(t[None] for t in old), batch["obs"]), model.parameters("policy"), cfg.cg_damping, True
+        lambda: kl_k(tuple(t[None] for t in old), batch["obs"]), model.parameters("policy"), cfg.cg_damping
     )
     assert torch.equal(g_k[0], g)
     v = torch.randn(g.shape, generator=torch.Generator().manual_seed(0))

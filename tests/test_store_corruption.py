@@ -250,6 +250,23 @@ def test_a_crafted_checkpoint_is_refused_and_its_code_never_runs(store, capsys, 
     assert marker.exists()
 
 
+def test_a_plain_checkpoint_of_another_layout_is_refused_by_name(store, capsys):
+    """Plain data that is not this loop's checkpoint (an older layout: no format, other objects): refused
+    with one line naming the file, never half-restored."""
+    import torch
+
+    run = a_run(store)
+    meta = json.loads((run / "meta.json").read_text())
+    meta.update(status="running", commit=provenance()["commit"])
+    (run / "meta.json").write_text(json.dumps(meta))
+    torch.save({"iteration": 3, "modules": {"policy": {}}}, run / "checkpoint.pt")
+    steps = str(json.loads((run / "config.json").read_text())["steps"])
+    code, err = run_cli(["train", "ppo", "CartPole-v1", "--steps", steps, "--out", str(store)], capsys)
+    assert code != 0
+    one_line_naming(err, "checkpoint.pt")
+    assert "another version" in err
+
+
 def test_import_skips_runs_holding_symbolic_links(store, capsys, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the store")

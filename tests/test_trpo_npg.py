@@ -16,6 +16,7 @@ from replications.core.natural_gradient import flat_params
 from replications.core.networks import make_policy, make_value_function
 from replications.core.rollout import RolloutCollector
 from replications.core.seeding import seed_everything
+from replications.core.seeds import OneSeed
 
 
 def test_categorical_kl_matches_torch():
@@ -54,7 +55,7 @@ def test_trpo_update_stays_in_the_trust_region_and_improves_the_surrogate():
     cfg, pol, vf, g, batch = _batch("trpo", trpo.TRPOConfig, "Pendulum-v1", {"horizon": 2048})
     with torch.no_grad():
         old = pol.dist_params(batch.obs)
-    stats = trpo.make_update(cfg, pol, vf, g)(batch, 0, 1)
+    (stats,) = trpo.make_update(cfg, OneSeed(pol, vf, g))(batch, 0, 1)
     with torch.no_grad():
         kl = float(pol.kl_from(old, batch.obs).mean())
     assert stats["accepted"] == 1 and stats["surrogate_gain"] > 0
@@ -67,7 +68,7 @@ def test_npg_step_lands_at_half_the_normalised_step_size():
         "npg", npg.NPGConfig, "Pendulum-v1", {"horizon": 4000, "normalized_step_size": 0.002}
     )
     theta = flat_params(list(pol.parameters()))
-    stats = npg.make_update(cfg, pol, vf, g)(batch, 0, 1)
+    (stats,) = npg.make_update(cfg, OneSeed(pol, vf, g))(batch, 0, 1)
     assert not torch.equal(theta, flat_params(list(pol.parameters())))  # a full step, no line search
     # the damped model (F + 1e-4 I) overstates the KL of the large-norm CG direction a little: ~0.8 of target
     assert stats["kl"] == pytest.approx(cfg.normalized_step_size / 2, rel=0.25)

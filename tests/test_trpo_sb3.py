@@ -15,7 +15,7 @@ from stable_baselines3.common.distributions import kl_divergence
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from experiments.baselines.sb3 import action_dims, trpo_kwargs, trpo_settings
+from experiments.baselines.sb3 import ADAPTERS, action_dims
 from replications import trpo
 from replications.core.advantages import standardize
 from replications.core.config import load_paper_config, resolve
@@ -47,7 +47,7 @@ def _pair(action_dim: int):
     cfg = resolve(load_paper_config("trpo"), trpo.TRPOConfig, ENV, {"fisher_subsample": 1})  # sb3's whole batch
     seed_everything(0)
     venv = DummyVecEnv([lambda: make_env(ENV, 0, RAW)])
-    model = TRPO("MlpPolicy", venv, seed=0, device="cpu", **trpo_kwargs(cfg, action_dim)[0])
+    model = TRPO("MlpPolicy", venv, seed=0, device="cpu", **ADAPTERS["trpo"].kwargs(cfg, action_dim))
     env = make_env(ENV, 0, RAW)
     ours = make_policy(env.observation_space, env.action_space, cfg.hidden_sizes, cfg.activation, cfg.init_log_std)
     theirs = dict(model.policy.named_parameters())
@@ -92,7 +92,7 @@ def _ours_fvp(ours, cfg, obs, vector: dict[str, torch.Tensor]):
     with torch.no_grad():
         old = ours.dist_params(obs)
     params = [p for _, p in ours.named_parameters()]
-    fvp = fisher_vector_product(lambda: policy_mean_kl(ours, None, old, obs), params, cfg.cg_damping)
+    fvp = fisher_vector_product(lambda: policy_mean_kl(ours, old, obs), params, cfg.cg_damping)
     product = fvp(torch.cat([vector[n].reshape(-1) for n, _ in ours.named_parameters()]))
     out, i = {}, 0
     for n, p in ours.named_parameters():
@@ -104,10 +104,10 @@ def _ours_fvp(ours, cfg, obs, vector: dict[str, torch.Tensor]):
 def test_the_adapter_divides_target_kl_and_damping_by_the_action_dimension():
     cfg = resolve(load_paper_config("trpo"), trpo.TRPOConfig, ENV, {})
     assert action_dims(ENV) == 6 and action_dims("Hopper-v5") == 3 and action_dims("CartPole-v1") == 1
-    settings = trpo_settings(cfg, ENV)
+    settings = ADAPTERS["trpo"].describe(cfg, ENV)
     assert settings["target_kl"] == pytest.approx(0.01 / 6) and settings["cg_damping"] == pytest.approx(0.1 / 6)
     one_dim = resolve(load_paper_config("trpo"), trpo.TRPOConfig, "InvertedPendulum-v5", {})
-    pendulum = trpo_settings(one_dim, "InvertedPendulum-v5")
+    pendulum = ADAPTERS["trpo"].describe(one_dim, "InvertedPendulum-v5")
     assert (pendulum["target_kl"], pendulum["cg_damping"]) == (0.01, 0.1)
 
 
@@ -133,9 +133,9 @@ def _ours_step(cfg, ours, batch, adv):
     adv = standardize(adv, 1e-8)
     with torch.no_grad():
         old = ours.dist_params(batch.obs)
-    kl = lambda: policy_mean_kl(ours, None, old, batch.obs)  # noqa: E731
+    kl = lambda: policy_mean_kl(ours, old, batch.obs)  # noqa: E731
     return trpo.trpo_step(
-        cfg, params, lambda: policy_surrogate(ours, None, batch.obs, batch.actions, batch.log_probs, adv), kl, kl
+        cfg, params, lambda: policy_surrogate(ours, batch.obs, batch.actions, batch.log_probs, adv), kl, kl
     )
 
 

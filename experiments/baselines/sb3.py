@@ -1,14 +1,19 @@
 """Stable-Baselines3 run under *our* paper configs, writing the same run contract as our implementations.
 
-Each adapter maps the algorithm's config dataclass to SB3 keyword arguments, lists every place where SB3
-cannot express the same setting (recorded in the run's metadata and shown in the report), and records
-training episodes through the same ``RunLogger`` (raw returns from SB3's ``Monitor``, innermost wrapper).
+``ADAPTERS`` is a table, one ``SB3Adapter`` per algorithm: the SB3 class, its keyword arguments as data
+(SB3's name -> our config field, or a function of the config and the env's action dimension), the settings
+SB3 cannot express at all (refused with a one-line error), and the differences the mapping cannot remove
+(recorded in the run's metadata and shown in the report). One training function per kind (on-policy,
+off-policy) runs any of them and records training episodes through the same ``RunLogger`` (raw returns from
+SB3's ``Monitor``, innermost wrapper). The described arguments are part of an SB3 run's identity (run id).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -28,10 +33,6 @@ from replications.core.evaluation import evaluate
 from replications.core.logging import RunLogger
 from replications.core.offpolicy import OffPolicySchedule, run_device
 from replications.core.seeding import seed_everything
-from replications.ddpg import DDPGConfig
-from replications.ppo import PPOConfig
-from replications.sac import SACConfig
-from replications.trpo import TRPOConfig
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
@@ -57,10 +58,6 @@ def describe(kwargs: dict[str, Any]) -> dict[str, Any]:
         return obj.__name__ if isinstance(obj, type) else repr(obj)
 
     return json.loads(json.dumps(kwargs, default=default, sort_keys=True))
-
-
-def ppo_settings(cfg: PPOConfig, env_id: str) -> dict[str, Any]:
-    return describe(ppo_kwargs(cfg)[0])
 
 
 class EpisodeRecorder(BaseCallback):
@@ -122,68 +119,6 @@ def _policy_kwargs(
     )
 
 
-def ppo_kwargs(cfg: PPOConfig) -> tuple[dict[str, Any], list[str]]:
-    """SB3 ``PPO`` arguments equal to our config, and the differences SB3 cannot remove."""
-    kwargs = dict(
-        learning_rate=LinearSchedule(cfg.learning_rate, cfg.anneal_learning_rate),
-        n_steps=cfg.horizon,
-        batch_size=cfg.minibatch_size,
-        n_epochs=cfg.epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=cfg.clip_range,
-        clip_range_vf=cfg.clip_range if cfg.clip_value_loss else None,
-        normalize_advantage=cfg.normalize_advantages,
-        ent_coef=cfg.entropy_coef,
-        # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight.
-        vf_coef=cfg.value_coef * 0.5,
-        max_grad_norm=cfg.max_grad_norm,
-        policy_kwargs=_policy_kwargs(
-            cfg.hidden_sizes, cfg.hidden_sizes, cfg.activation, cfg.init_log_std, cfg.orthogonal_init, cfg.adam_eps
-        ),
-    )
-    differences = [
-        "vf_coef = 0.5 * value_coef because SB3's value loss is MSE, ours 0.5 * MSE (same gradient).",
-        "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one iteration apart.",
-        "Normalisation by SB3's VecNormalize (same running mean/var formulas, epsilon 1e-8).",
-    ]
-    if cfg.clip_value_loss:
-        differences.append(
-            "Value clipping: SB3's clip_range_vf clips the prediction, (V_old + clip(V - V_old) - R)^2, without "
-            "the reference code's max with the unclipped error; both stop the value moving more than "
-            "clip_range per batch towards its target, they differ when it overshoots."
-        )
-    return kwargs, differences
-
-
-def _train(
-    algo_cls: type,
-    kwargs: dict[str, Any],
-    differences: list[str],
-    env_id: str,
-    cfg: Any,
-    seed: int,
-    total_steps: int,
-    logger: RunLogger,
-) -> dict[str, Any]:
-    """Run an SB3 algorithm with env normalisation taken from our config; the same run facts as ours."""
-    seed_everything(seed)
-    venv = make_sb3_env(env_id, seed, cfg.normalization().check())
-    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
-    model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
-    torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
-    norm: dict[str, np.ndarray] = {}
-    if isinstance(venv, VecNormalize):
-        obs_rms: Any = venv.obs_rms  # one RunningMeanStd (a flat Box observation space)
-        norm = {"obs_mean": obs_rms.mean, "obs_var": obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
-    venv.close()
-    return {"steps": int(model.num_timesteps), "normalization": norm, "sb3_differences": differences}
-
-
-def train_ppo(env_id: str, cfg: PPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    return _train(PPO, *ppo_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
-
-
 @functools.cache
 def action_dims(env_id: str) -> int:
     """k, the number of independent action dimensions of ``env_id`` (1 for a discrete action space)."""
@@ -191,58 +126,6 @@ def action_dims(env_id: str) -> int:
     space = env.action_space
     env.close()
     return int(np.prod(space.shape)) if isinstance(space, gym.spaces.Box) else 1
-
-
-def trpo_kwargs(cfg: TRPOConfig, action_dim: int) -> tuple[dict[str, Any], list[str]]:
-    """sb3-contrib ``TRPO`` arguments equal to our config, and the differences it cannot remove.
-
-    sb3-contrib's KL is ``kl_divergence(new, old).mean()`` over a per-dimension Gaussian: it divides by the
-    action dimension k as well as by the batch, where ours (the paper's) sums over dimensions. Its curvature
-    matrix is then F/k + damping I, so it is given ``target_kl = delta / k`` and ``cg_damping = damping / k``:
-    (F + damping I) / k, CG's solution k times ours, and its step sqrt(2 (delta/k) / (k^2 x'(F + d I)x/k)) k x
-    = ours; its line-search KL < delta / k is ours' summed KL < delta (tests/test_trpo_sb3.py)."""
-    kwargs = dict(
-        learning_rate=cfg.value_learning_rate,
-        n_steps=cfg.horizon,
-        batch_size=cfg.value_minibatch_size,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        cg_max_steps=cfg.cg_iters,
-        cg_damping=cfg.cg_damping / action_dim,
-        line_search_shrinking_factor=cfg.line_search_shrink,
-        line_search_max_iter=cfg.line_search_max_backtracks,
-        n_critic_updates=cfg.value_epochs,
-        normalize_advantage=cfg.normalize_advantages,
-        target_kl=cfg.max_kl / action_dim,
-        sub_sampling_factor=1,
-        policy_kwargs=_policy_kwargs(
-            cfg.hidden_sizes,
-            cfg.value_hidden_sizes,
-            cfg.activation,
-            cfg.init_log_std,
-            cfg.orthogonal_init,
-            cfg.value_adam_eps,
-        ),
-    )
-    differences = [
-        f"Fisher subsampling off in sb3-contrib (its sub_sampling_factor subsamples the gradient and line search "
-        f"too, not only the Fisher-vector product as ours, every {cfg.fisher_subsample}th sample).",
-        f"sb3-contrib averages its KL over the {action_dim} action dimension(s) where ours sums them: it runs with "
-        f"target_kl = max_kl / {action_dim} and cg_damping = cg_damping / {action_dim}, which makes its "
-        "Fisher-vector product, CG solution and step ours.",
-        "sb3-contrib's line search bounds KL(pi_new || pi_old), ours KL(pi_old || pi_new) (the same to second "
-        "order, the quantity both steps are sized by); it accepts KL < target_kl (strict), ours KL <= delta.",
-        "Observation clipping by SB3's VecNormalize (same running mean/var).",
-    ]
-    return kwargs, differences
-
-
-def trpo_settings(cfg: TRPOConfig, env_id: str) -> dict[str, Any]:
-    return describe(trpo_kwargs(cfg, action_dims(env_id))[0])
-
-
-def train_trpo(env_id: str, cfg: TRPOConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    return _train(TRPO, *trpo_kwargs(cfg, action_dims(env_id)), env_id, cfg, seed, total_steps, logger)
 
 
 # -- off-policy (SAC, DDPG): deterministic evaluation episodes, as our off-policy driver runs them ----------
@@ -286,16 +169,91 @@ class OffPolicyRecorder(BaseCallback):
         return True
 
 
-def _train_off_policy(
-    algo_cls: type,
-    kwargs: dict[str, Any],
-    differences: list[str],
-    env_id: str,
-    cfg: Any,
-    seed: int,
-    total_steps: int,
-    logger: RunLogger,
+class PaperDDPG(DDPG):
+    """SB3's DDPG (TD3 with its tricks removed) with two settings of the DDPG paper SB3 has no argument
+    for: separate actor and critic learning rates, and weight decay on the critic only."""
+
+    def __init__(self, *args: Any, actor_learning_rate: float, critic_weight_decay: float, **kwargs: Any):
+        self.actor_learning_rate, self.critic_weight_decay = actor_learning_rate, critic_weight_decay
+        super().__init__(*args, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        for group in self.critic.optimizer.param_groups:
+            group["weight_decay"] = self.critic_weight_decay
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        super()._update_learning_rate(optimizers)  # both at learning_rate (the critic's)
+        for group in self.actor.optimizer.param_groups:
+            group["lr"] = self.actor_learning_rate
+
+
+Setting = str | Callable[[Any, int], Any]
+"""An SB3 argument's value: the name of our config's field, or ``f(cfg, action_dim)``."""
+Difference = str | Callable[[Any, int], str | None]
+"""A difference SB3 leaves: text, or ``f(cfg, action_dim)`` giving text (None where it does not apply)."""
+ABSENT = object()
+"""A ``Setting`` function's value for an argument not passed at all."""
+
+
+@dataclass(frozen=True)
+class SB3Adapter:
+    """One SB3 / sb3-contrib algorithm run under our config (see the module docstring)."""
+
+    algo_cls: type
+    settings: dict[str, Setting]
+    differences: tuple[Difference, ...]
+    off_policy: bool
+    refuse: tuple[tuple[Callable[[Any], bool], str], ...] = ()
+    """(condition on our config, error): settings of ours SB3 cannot run."""
+
+    def kwargs(self, cfg: Any, action_dim: int) -> dict[str, Any]:
+        """SB3's keyword arguments for our config (markers for objects built at training time included)."""
+        for applies, error in self.refuse:
+            if applies(cfg):
+                raise UserError(error.format(cfg=cfg))
+        values = {
+            name: getattr(cfg, v) if isinstance(v, str) else v(cfg, action_dim) for name, v in self.settings.items()
+        }
+        return {name: v for name, v in values.items() if v is not ABSENT}
+
+    def describe(self, cfg: Any, env_id: str) -> dict[str, Any]:
+        """The arguments for ``env_id`` as JSON data (the run's identity)."""
+        return describe(self.kwargs(cfg, action_dims(env_id)))
+
+    def differences_for(self, cfg: Any, action_dim: int) -> list[str]:
+        texts = [d if isinstance(d, str) else d(cfg, action_dim) for d in self.differences]
+        return [t for t in texts if t is not None]
+
+    def train(self, env_id: str, cfg: Any, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
+        """Train one seed with SB3, writing our run contract; returns the run's facts."""
+        k = action_dims(env_id)
+        run = _train_off_policy if self.off_policy else _train_on_policy
+        facts = run(self.algo_cls, self.kwargs(cfg, k), env_id, cfg, seed, total_steps, logger)
+        return {**facts, "sb3_differences": self.differences_for(cfg, k)}
+
+
+def _train_on_policy(
+    algo_cls: type, kwargs: dict[str, Any], env_id: str, cfg: Any, seed: int, total_steps: int, logger: RunLogger
 ) -> dict[str, Any]:
+    """Run an SB3 on-policy algorithm with env normalisation taken from our config."""
+    seed_everything(seed)
+    venv = make_sb3_env(env_id, seed, cfg.normalization().check())
+    model = algo_cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    model.learn(total_timesteps=total_steps, callback=EpisodeRecorder(logger))
+    torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
+    norm: dict[str, np.ndarray] = {}
+    if isinstance(venv, VecNormalize):
+        obs_rms: Any = venv.obs_rms  # one RunningMeanStd (a flat Box observation space)
+        norm = {"obs_mean": obs_rms.mean, "obs_var": obs_rms.var, "ret_var": np.asarray(venv.ret_rms.var)}
+    venv.close()
+    return {"steps": int(model.num_timesteps), "normalization": norm}
+
+
+def _train_off_policy(
+    algo_cls: type, kwargs: dict[str, Any], env_id: str, cfg: Any, seed: int, total_steps: int, logger: RunLogger
+) -> dict[str, Any]:
+    """Run an SB3 off-policy algorithm on raw observations and rewards, evaluated as our driver evaluates."""
     seed_everything(seed)
     venv = make_sb3_env(env_id, seed, RAW)
     if not isinstance(venv.action_space, gym.spaces.Box):
@@ -317,115 +275,167 @@ def _train_off_policy(
     torch.save({"policy": model.policy.state_dict()}, logger.run_dir / "model.pt")
     venv.close()
     eval_env.close()
-    return {"steps": int(model.num_timesteps), "sb3_differences": differences}
+    return {"steps": int(model.num_timesteps)}
 
 
-def _replay_kwargs(cfg: SACConfig | DDPGConfig) -> dict[str, Any]:
-    """The replay and update schedule SB3's off-policy algorithms share with ours: one env step, then
-    ``gradient_steps`` updates on minibatches from the buffer, after ``warmup_steps`` random steps."""
-    return dict(
-        buffer_size=cfg.buffer_size,
-        learning_starts=cfg.warmup_steps,
-        batch_size=cfg.batch_size,
-        tau=cfg.tau,
-        gamma=cfg.gamma,
-        train_freq=1,
-        gradient_steps=cfg.gradient_steps,
-    )
+# The replay and update schedule SB3's off-policy algorithms share with ours: one env step, then
+# ``gradient_steps`` updates on minibatches from the buffer, after ``warmup_steps`` random steps.
+REPLAY: dict[str, Setting] = {
+    "buffer_size": "buffer_size",
+    "learning_starts": "warmup_steps",
+    "batch_size": "batch_size",
+    "tau": "tau",
+    "gamma": "gamma",
+    "train_freq": lambda c, k: 1,
+    "gradient_steps": "gradient_steps",
+}
 
+VALUE_CLIPPING = (
+    "Value clipping: SB3's clip_range_vf clips the prediction, (V_old + clip(V - V_old) - R)^2, without "
+    "the reference code's max with the unclipped error; both stop the value moving more than "
+    "clip_range per batch towards its target, they differ when it overshoots."
+)
 
-def sac_kwargs(cfg: SACConfig) -> tuple[dict[str, Any], list[str]]:
-    """SB3 ``SAC`` arguments equal to our config, and the differences SB3 cannot remove."""
-    if cfg.target_entropy_per_dim != -1.0:
-        raise UserError("the SB3 SAC adapter supports only the paper's target entropy -dim(A)")
-    if cfg.log_prob_epsilon != 0.0:
-        raise UserError(
-            f"log_prob_epsilon = {cfg.log_prob_epsilon} is an ablation of our SAC (SB3's is fixed at 1e-6); "
-            "run it with --impl ours"
-        )
-    kwargs = dict(
-        learning_rate=cfg.learning_rate,
-        **_replay_kwargs(cfg),
-        ent_coef=f"auto_{cfg.init_alpha}" if cfg.auto_alpha else cfg.init_alpha,
-        target_entropy="auto",  # -dim(A)
-        target_update_interval=1,
-        policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=nn.ReLU),
-    )
-    differences = [
-        "SB3 updates the temperature first in each gradient step, then the critics and the actor; ours "
-        "follows the paper's Algorithm 1 (critics, actor, temperature). Both use the temperature from before "
-        "its own update in the losses.",
-        "SB3's actor has separate mean and log-std output layers; ours one output layer split in two (the same "
-        "function class, PyTorch default init in both).",
-        "SB3's tanh log-prob correction is log(1 - tanh(u)^2 + 1e-6); ours is exact. From the same weights and "
-        "minibatches the two gradient steps agree to 1e-6 (tests/test_sac.py).",
-    ]
-    if cfg.value_network:
-        differences.append(
-            "SB3's SAC has no state-value network: its critics regress on the v2 soft target "
-            "(min of the target critics minus alpha log pi) instead of v1's target V network."
-        )
-    return kwargs, differences
-
-
-def sac_settings(cfg: SACConfig, env_id: str) -> dict[str, Any]:
-    return describe(sac_kwargs(cfg)[0])
-
-
-def train_sac(env_id: str, cfg: SACConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    return _train_off_policy(SAC, *sac_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
-
-
-class PaperDDPG(DDPG):
-    """SB3's DDPG (TD3 with its tricks removed) with two settings of the DDPG paper SB3 has no argument
-    for: separate actor and critic learning rates, and weight decay on the critic only."""
-
-    def __init__(self, *args: Any, actor_learning_rate: float, critic_weight_decay: float, **kwargs: Any):
-        self.actor_learning_rate, self.critic_weight_decay = actor_learning_rate, critic_weight_decay
-        super().__init__(*args, **kwargs)
-
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        for group in self.critic.optimizer.param_groups:
-            group["weight_decay"] = self.critic_weight_decay
-
-    def _update_learning_rate(self, optimizers: Any) -> None:
-        super()._update_learning_rate(optimizers)  # both at learning_rate (the critic's)
-        for group in self.actor.optimizer.param_groups:
-            group["lr"] = self.actor_learning_rate
-
-
-def ddpg_kwargs(cfg: DDPGConfig) -> tuple[dict[str, Any], list[str]]:
-    """SB3 ``DDPG`` arguments (through ``PaperDDPG``) equal to our config, and the differences left."""
-    if cfg.action_layer != 2:
-        raise UserError(
-            f"action_layer = {cfg.action_layer} is an ablation of our DDPG (SB3's critic always takes the action "
-            "at its input); run it with --impl ours"
-        )
-    kwargs = dict(
-        learning_rate=cfg.critic_learning_rate,
-        actor_learning_rate=cfg.actor_learning_rate,
-        critic_weight_decay=cfg.critic_weight_decay,
-        **_replay_kwargs(cfg),
-        policy_kwargs=dict(net_arch=list(cfg.hidden_sizes), activation_fn=nn.ReLU),
-        **({"ou_noise": True} if cfg.noise == "ou" else {"gaussian_noise": True}),
-    )
-    differences = [
-        "SB3's critic takes the action at its first layer; the paper's (and ours) at the second hidden layer.",
-        f"SB3's final layers keep PyTorch's default init; the paper's are U[-{cfg.final_layer_init}, "
-        f"{cfg.final_layer_init}].",
-        "SB3's DDPG is TD3 with target smoothing, delayed updates and twin critics switched off "
-        "(target_policy_noise has no effect with target_noise_clip 0).",
-        "SB3 adds the exploration noise to its uniform warm-up actions too (clipped to the bounds); ours (TD3's "
-        "protocol) takes them uniform. With these aligned, the two loops take the same actions "
-        "(tests/test_ddpg.py).",
-    ]
-    return kwargs, differences
-
-
-def ddpg_settings(cfg: DDPGConfig, env_id: str) -> dict[str, Any]:
-    return describe(ddpg_kwargs(cfg)[0])
-
-
-def train_ddpg(env_id: str, cfg: DDPGConfig, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
-    return _train_off_policy(PaperDDPG, *ddpg_kwargs(cfg), env_id, cfg, seed, total_steps, logger)
+ADAPTERS: dict[str, SB3Adapter] = {
+    "ppo": SB3Adapter(
+        PPO,
+        {
+            "learning_rate": lambda c, k: LinearSchedule(c.learning_rate, c.anneal_learning_rate),
+            "n_steps": "horizon",
+            "batch_size": "minibatch_size",
+            "n_epochs": "epochs",
+            "gamma": "gamma",
+            "gae_lambda": "gae_lambda",
+            "clip_range": "clip_range",
+            "clip_range_vf": lambda c, k: c.clip_range if c.clip_value_loss else None,
+            "normalize_advantage": "normalize_advantages",
+            "ent_coef": "entropy_coef",
+            # SB3's value loss is the plain MSE; ours (the reference code's) is 0.5 * MSE: same effective weight
+            "vf_coef": lambda c, k: c.value_coef * 0.5,
+            "max_grad_norm": "max_grad_norm",
+            "policy_kwargs": lambda c, k: _policy_kwargs(
+                c.hidden_sizes, c.hidden_sizes, c.activation, c.init_log_std, c.orthogonal_init, c.adam_eps
+            ),
+        },
+        (
+            "vf_coef = 0.5 * value_coef because SB3's value loss is MSE, ours 0.5 * MSE (same gradient).",
+            "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one iteration "
+            "apart.",
+            "Normalisation by SB3's VecNormalize (same running mean/var formulas, epsilon 1e-8).",
+            lambda c, k: VALUE_CLIPPING if c.clip_value_loss else None,
+        ),
+        off_policy=False,
+    ),
+    # sb3-contrib's KL is ``kl_divergence(new, old).mean()`` over a per-dimension Gaussian: it divides by the
+    # action dimension k as well as by the batch, where ours (the paper's) sums over dimensions. Its curvature
+    # matrix is then F/k + damping I, so it is given ``target_kl = delta / k`` and ``cg_damping = damping / k``:
+    # (F + damping I) / k, CG's solution k times ours, and its step sqrt(2 (delta/k) / (k^2 x'(F + d I)x/k)) k x
+    # = ours; its line-search KL < delta / k is ours' summed KL < delta (tests/test_trpo_sb3.py).
+    "trpo": SB3Adapter(
+        TRPO,
+        {
+            "learning_rate": "value_learning_rate",
+            "n_steps": "horizon",
+            "batch_size": "value_minibatch_size",
+            "gamma": "gamma",
+            "gae_lambda": "gae_lambda",
+            "cg_max_steps": "cg_iters",
+            "cg_damping": lambda c, k: c.cg_damping / k,
+            "line_search_shrinking_factor": "line_search_shrink",
+            "line_search_max_iter": "line_search_max_backtracks",
+            "n_critic_updates": "value_epochs",
+            "normalize_advantage": "normalize_advantages",
+            "target_kl": lambda c, k: c.max_kl / k,
+            "sub_sampling_factor": lambda c, k: 1,
+            "policy_kwargs": lambda c, k: _policy_kwargs(
+                c.hidden_sizes, c.value_hidden_sizes, c.activation, c.init_log_std, c.orthogonal_init, c.value_adam_eps
+            ),
+        },
+        (
+            lambda c, k: (
+                "Fisher subsampling off in sb3-contrib (its sub_sampling_factor subsamples the gradient and line "
+                f"search too, not only the Fisher-vector product as ours, every {c.fisher_subsample}th sample)."
+            ),
+            lambda c, k: (
+                f"sb3-contrib averages its KL over the {k} action dimension(s) where ours sums them: it "
+                f"runs with target_kl = max_kl / {k} and cg_damping = cg_damping / {k}, which makes its Fisher-vector "
+                "product, CG solution and step ours."
+            ),
+            "sb3-contrib's line search bounds KL(pi_new || pi_old), ours KL(pi_old || pi_new) (the same to second "
+            "order, the quantity both steps are sized by); it accepts KL < target_kl (strict), ours KL <= delta.",
+            "Observation clipping by SB3's VecNormalize (same running mean/var).",
+        ),
+        off_policy=False,
+    ),
+    "sac": SB3Adapter(
+        SAC,
+        {
+            "learning_rate": "learning_rate",
+            **REPLAY,
+            "ent_coef": lambda c, k: f"auto_{c.init_alpha}" if c.auto_alpha else c.init_alpha,
+            "target_entropy": lambda c, k: "auto",  # -dim(A)
+            "target_update_interval": lambda c, k: 1,
+            "policy_kwargs": lambda c, k: dict(net_arch=list(c.hidden_sizes), activation_fn=nn.ReLU),
+        },
+        (
+            "SB3 updates the temperature first in each gradient step, then the critics and the actor; ours "
+            "follows the paper's Algorithm 1 (critics, actor, temperature). Both use the temperature from before "
+            "its own update in the losses.",
+            "SB3's actor has separate mean and log-std output layers; ours one output layer split in two (the "
+            "same function class, PyTorch default init in both).",
+            "SB3's tanh log-prob correction is log(1 - tanh(u)^2 + 1e-6); ours is exact. From the same weights and "
+            "minibatches the two gradient steps agree to 1e-6 (tests/test_sac.py).",
+            lambda c, k: (
+                "SB3's SAC has no state-value network: its critics regress on the v2 soft target "
+                "(min of the target critics minus alpha log pi) instead of v1's target V network."
+                if c.value_network
+                else None
+            ),
+        ),
+        off_policy=True,
+        refuse=(
+            (
+                lambda c: c.target_entropy_per_dim != -1.0,
+                "the SB3 SAC adapter supports only the paper's target entropy -dim(A)",
+            ),
+            (
+                lambda c: c.log_prob_epsilon != 0.0,
+                "log_prob_epsilon = {cfg.log_prob_epsilon} is an ablation of our "
+                "SAC (SB3's is fixed at 1e-6); run it with --impl ours",
+            ),
+        ),  # fmt: skip
+    ),
+    "ddpg": SB3Adapter(
+        PaperDDPG,
+        {
+            "learning_rate": "critic_learning_rate",
+            "actor_learning_rate": "actor_learning_rate",
+            "critic_weight_decay": "critic_weight_decay",
+            **REPLAY,
+            "policy_kwargs": lambda c, k: dict(net_arch=list(c.hidden_sizes), activation_fn=nn.ReLU),
+            # markers: the noise is built at training time (it needs the action dimension)
+            "ou_noise": lambda c, k: True if c.noise == "ou" else ABSENT,
+            "gaussian_noise": lambda c, k: ABSENT if c.noise == "ou" else True,
+        },
+        (
+            "SB3's critic takes the action at its first layer; the paper's (and ours) at the second hidden layer.",
+            lambda c, k: (
+                f"SB3's final layers keep PyTorch's default init; the paper's are U[-{c.final_layer_init}, "
+                f"{c.final_layer_init}]."
+            ),
+            "SB3's DDPG is TD3 with target smoothing, delayed updates and twin critics switched off "
+            "(target_policy_noise has no effect with target_noise_clip 0).",
+            "SB3 adds the exploration noise to its uniform warm-up actions too (clipped to the bounds); ours (TD3's "
+            "protocol) takes them uniform. With these aligned, the two loops take the same actions "
+            "(tests/test_ddpg.py).",
+        ),
+        off_policy=True,
+        refuse=(
+            (
+                lambda c: c.action_layer != 2,
+                "action_layer = {cfg.action_layer} is an ablation of our DDPG (SB3's "
+                "critic always takes the action at its input); run it with --impl ours",
+            ),
+        ),  # fmt: skip
+    ),
+}

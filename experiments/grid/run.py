@@ -59,7 +59,7 @@ def run_grid(
     ``backend='local'``: a pool of ``workers`` processes on this machine (no server). ``backend='ray'``: one
     Ray task per work item on the cluster at ``address`` (``None``: a Ray instance started here). Either way
     the finished runs land in ``store``. ``seed_parallel=K`` trains up to K seeds of one config in one worker
-    with batched networks (replications/core/seed_parallel.py).
+    with batched networks (replications/core/seeds.py).
     """
     run_items = backend_named(backend)
     store.read_index()  # a corrupt index is reported before any work starts

@@ -17,8 +17,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Update:
-    """``step`` is the update itself: on-policy ``step(batch, iteration, n_iterations) -> stats`` (seed-parallel:
-    a list of stats, one per seed); off-policy ``step(minibatch) -> stats``. Calling the ``Update`` calls it."""
+    """``step`` is the update itself: on-policy ``step(batch, iteration, n_iterations) -> [stats]`` (one row
+    per seed: core/seeds.py); off-policy ``step(minibatch) -> stats``. Calling the ``Update`` calls it."""
 
     step: Callable[..., Any]
     state: dict[str, Any] = field(default_factory=dict)

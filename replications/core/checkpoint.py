@@ -23,8 +23,9 @@ import pickle
 import random
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -183,15 +184,21 @@ def load_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def capture(objects: dict[str, Any]) -> dict[str, Any]:
-    """The state of an algorithm's objects: ``state_dict()`` of modules and optimisers, a copy of plain
-    tensors (e.g. SAC's log-alpha), a deep copy of other objects' attributes (exploration noise)."""
+def capture(objects: dict[str, Any], copy_state: bool = True) -> dict[str, Any]:
+    """The state of an algorithm's objects: ``state_dict()`` of modules, optimisers and buffers, a copy of
+    plain tensors (e.g. SAC's log-alpha), the state of torch and NumPy generators, a deep copy of other
+    objects' attributes (exploration noise). ``copy_state=False`` skips the copy of state dicts, for a caller
+    that serialises them at once (a checkpoint)."""
     out: dict[str, Any] = {}
     for name, obj in objects.items():
         if hasattr(obj, "state_dict"):
-            out[name] = copy.deepcopy(obj.state_dict())
+            out[name] = copy.deepcopy(obj.state_dict()) if copy_state else obj.state_dict()
         elif isinstance(obj, torch.Tensor):
             out[name] = obj.detach().clone()
+        elif isinstance(obj, torch.Generator):
+            out[name] = obj.get_state()
+        elif isinstance(obj, np.random.Generator):
+            out[name] = dict(copy.deepcopy(obj.bit_generator.state))
         else:
             out[name] = copy.deepcopy(vars(obj))
     return out
@@ -205,6 +212,10 @@ def restore(objects: dict[str, Any], saved: dict[str, Any]) -> None:
         elif isinstance(obj, torch.Tensor):
             with torch.no_grad():
                 obj.copy_(saved[name])
+        elif isinstance(obj, torch.Generator):
+            obj.set_state(saved[name])
+        elif isinstance(obj, np.random.Generator):
+            obj.bit_generator.state = saved[name]
         else:
             restore_attrs(obj, saved[name])
 
@@ -255,3 +266,69 @@ class Checkpointer:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class StatefulLogger(Protocol):
+    def state(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """What a loop driver's checkpoint holds, one type for both drivers (core/onpolicy.py, core/offpolicy.py):
+
+    - ``objects``: every stateful object the loop's future depends on, by name (``capture``/``restore``):
+      the algorithm's ``Update.state`` (networks, optimisers, target networks, temperature, noise, Q-Prop's
+      replay buffer), the driver's own (the policy and value function, a replay buffer, torch and NumPy
+      generators);
+    - ``envs``: the envs, by name (``env_state``);
+    - the global RNGs and the logger's file offsets, always;
+    - at each save, the loop's position (iteration or step) and the plain values it carries (the current
+      observation, the last statistics), given back by ``resume``.
+    """
+
+    objects: dict[str, Any]
+    envs: dict[str, gym.Env]
+    logger: StatefulLogger
+    checkpointer: Checkpointer | None
+
+    def resume(self) -> tuple[int, dict[str, Any]] | None:
+        """Restore the run's checkpoint into the live objects, if there is one: (position, plain values)."""
+        saved = self.checkpointer.load() if self.checkpointer is not None else None
+        if saved is None:
+            return None
+        if saved.get("format") != LOOP_STATE_FORMAT or set(saved["objects"]) != set(self.objects):
+            raise UserError(
+                f"checkpoint {self.checkpointer.path if self.checkpointer else ''} was written by another version "
+                "of this loop; it was not loaded; delete it to start the run over"
+            )
+        restore(self.objects, saved["objects"])
+        for name, env in self.envs.items():
+            load_env_state(env, saved["envs"][name])
+        load_rng_state(saved["rng"])
+        self.logger.restore(saved["logger"])
+        return saved["position"], saved["values"]
+
+    def save_if_due(self, position: int, **values: Any) -> None:
+        """Checkpoint at this position if the interval has passed."""
+        if self.checkpointer is not None and self.checkpointer.due():
+            self.checkpointer.save(
+                {
+                    "format": LOOP_STATE_FORMAT,
+                    "position": position,
+                    "values": values,
+                    "objects": capture(self.objects, copy_state=False),
+                    "envs": {name: env_state(env) for name, env in self.envs.items()},
+                    "rng": rng_state(),
+                    "logger": self.logger.state(),
+                }
+            )
+
+    def finish(self) -> None:
+        """The run completed: its checkpoint is no longer needed."""
+        if self.checkpointer is not None:
+            self.checkpointer.remove()
+
+
+LOOP_STATE_FORMAT = 1

@@ -8,8 +8,9 @@ For a policy pi_theta with parameters theta (a flat vector of n entries) and a b
     accept   theta_old + beta^j step for the first j with  L(theta) > L(theta_old)  and  KL <= delta
              (backtracking line search; TRPO uses it, NPG takes the full step)
 Shapes: a vector is (n,) for one policy (``flat_params`` order), or (K, n) for K seeds trained together
-(core/seed_parallel.py: stacked parameters (K, ...), ``batched=True``); then every dot product, step size,
-line-search decision and CG coefficient is per row, so each seed follows exactly its own recursion.
+(core/seeds.py: stacked parameters (K, ...)); then every dot product, step size, line-search decision and
+CG coefficient is per row, so each seed follows exactly its own recursion. The shapes carry which: an
+objective that is a scalar gives (n,) gradients, one value per seed ((K,)) gives (K, n).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from replications.core.networks import Policy
 
 Vector = torch.Tensor
 
@@ -28,17 +31,17 @@ def surrogate_objective(log_probs: torch.Tensor, old_log_probs: torch.Tensor, ad
     return (torch.exp(log_probs - old_log_probs) * advantages).mean()
 
 
-# Per-seed functions of (policy, value function, batch tensors), the signature core/seed_parallel.py vmaps.
-def policy_surrogate(policy, _value_fn, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
+# Per-seed functions of the policy and batch tensors (``SeedNets.fn(f, "policy")`` batches them over seeds).
+def policy_surrogate(policy: Policy, obs, actions, old_log_probs, adv) -> torch.Tensor:  # noqa: ANN001
     """L(theta) of the current policy on a batch."""
     return surrogate_objective(policy.log_prob_entropy(obs, actions)[0], old_log_probs, adv)
 
 
-def policy_dist_params(policy, _value_fn, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # noqa: ANN001
+def policy_dist_params(policy: Policy, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return policy.dist_params(obs)
 
 
-def policy_mean_kl(policy, _value_fn, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+def policy_mean_kl(policy: Policy, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
     """mean_s KL(pi_old(.|s) || pi_theta(.|s))."""
     return policy.kl_from(old, obs).mean()
 
@@ -53,8 +56,9 @@ def _col(c: torch.Tensor) -> torch.Tensor:
     return c if c.dim() == 0 else c[:, None]
 
 
-def flat_params(params: Sequence[torch.Tensor], batched: bool = False) -> Vector:
-    if batched:
+def flat_params(params: Sequence[torch.Tensor], per_seed: bool = False) -> Vector:
+    """theta as one vector, or (K, n) rows of stacked parameters (``per_seed``)."""
+    if per_seed:
         return torch.cat([p.detach().reshape(p.shape[0], -1) for p in params], dim=1)
     return torch.cat([p.detach().reshape(-1) for p in params])
 
@@ -68,9 +72,14 @@ def set_flat_params(params: Sequence[torch.Tensor], flat: Vector) -> None:
             offset += n
 
 
-def _flatten(grads: tuple[torch.Tensor | None, ...], params: Sequence[torch.Tensor], batched: bool) -> Vector:
+def add_to_params(params: Sequence[torch.Tensor], step: Vector) -> None:
+    """theta <- theta + step (per row for a (K, n) step)."""
+    set_flat_params(params, flat_params(params, per_seed=step.dim() == 2) + step)
+
+
+def _flatten(grads: tuple[torch.Tensor | None, ...], params: Sequence[torch.Tensor], per_seed: bool) -> Vector:
     whole = [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params, strict=True)]
-    if batched:
+    if per_seed:
         return torch.cat([g.reshape(g.shape[0], -1) for g in whole], dim=1)
     return torch.cat([g.reshape(-1) for g in whole])
 
@@ -80,25 +89,26 @@ def flat_grad(
     params: Sequence[torch.Tensor],
     create_graph: bool = False,
     retain_graph: bool | None = None,
-    batched: bool = False,
 ) -> Vector:
-    """d output / d params, flattened; with ``batched``, ``output`` is the sum of the K seeds' objectives and
-    row k of the result is seed k's gradient (the seeds share no parameter)."""
-    grads = torch.autograd.grad(output, params, create_graph=create_graph, retain_graph=retain_graph, allow_unused=True)
-    return _flatten(grads, params, batched)
+    """d output / d params, flattened: (n,) for a scalar ``output``; for K seeds' objectives ((K,)), row k is
+    seed k's gradient, (K, n) (the gradient of their sum: the seeds share no parameter)."""
+    grads = torch.autograd.grad(
+        output.sum(), params, create_graph=create_graph, retain_graph=retain_graph, allow_unused=True
+    )
+    return _flatten(grads, params, per_seed=output.dim() == 1)
 
 
 def fisher_vector_product(
-    mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], damping: float, batched: bool = False
+    mean_kl: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], damping: float
 ) -> Callable[[Vector], Vector]:
     """v -> (H_KL + damping I) v, with ``mean_kl()`` the mean KL(pi_old || pi_theta) over the batch ((K,)
-    per-seed means when ``batched``).
+    per-seed means for K seeds).
 
     The KL's gradient graph is built once and reused for every product (double backprop)."""
-    kl_grad = flat_grad(mean_kl().sum(), params, create_graph=True, batched=batched)
+    kl_grad = flat_grad(mean_kl(), params, create_graph=True)
 
     def product(v: Vector) -> Vector:
-        return flat_grad(_dot(kl_grad, v).sum(), params, retain_graph=True, batched=batched) + damping * v
+        return flat_grad(_dot(kl_grad, v), params, retain_graph=True) + damping * v
 
     return product
 
@@ -154,7 +164,7 @@ def backtracking_line_search(
 
     For K seeds (``full_step`` (K, n), ``surrogate()`` and ``mean_kl()`` (K,)), each seed keeps its own first
     acceptable j; seeds already accepted hold their step while the others keep shrinking."""
-    old = flat_params(params, batched=full_step.dim() == 2)
+    old = flat_params(params, per_seed=full_step.dim() == 2)
     with torch.no_grad():
         base = surrogate().double()
         accepted = torch.zeros(base.shape, dtype=torch.bool)
@@ -185,14 +195,13 @@ def trust_region_step(
     cg_damping: float,
     shrink: float,
     max_backtracks: int,
-    batched: bool = False,
 ) -> LineSearchResult:
     """TRPO's policy step (Schulman et al. 2015, App. C), used by TRPO and Q-Prop: g = grad L, x = F^-1 g by
     CG, the KL-scaled full step, the backtracking line search on L and the mean KL. ``fisher_kl`` is the mean
-    KL the Fisher-vector products differentiate (a subsample of the batch, or all of it). With ``batched``,
-    every callable returns one value per seed."""
-    g = flat_grad(surrogate().sum(), params, batched=batched)
-    fvp = fisher_vector_product(fisher_kl, params, cg_damping, batched)
+    KL the Fisher-vector products differentiate (a subsample of the batch, or all of it). For K seeds every
+    callable returns one value per seed."""
+    g = flat_grad(surrogate(), params)
+    fvp = fisher_vector_product(fisher_kl, params, cg_damping)
     x = conjugate_gradient(fvp, g, cg_iters)
     step = kl_scaled_step(x, fvp(x), max_kl)
     return backtracking_line_search(params, step, surrogate, mean_kl, max_kl, shrink, max_backtracks)

@@ -11,9 +11,10 @@ Statistics: ``update`` returns tensors; they become numbers only when logged (ev
 so on a GPU the update loop needs no host synchronisation of its own (tests/test_gpu.py checks it);
 with ``RLREPRO_CUDA_GRAPH=1`` the update is replayed as one CUDA graph (core/cuda_graph.py).
 
-Checkpoints (core/checkpoint.py) are taken at logging steps: the algorithm's ``state`` objects (networks,
-target networks, optimisers, temperature, noise), the replay buffer, every RNG, both envs and the logger;
-a run with a checkpoint resumes after it with the same numbers as an uninterrupted run.
+Checkpoints (core/checkpoint.py: ``LoopState``, as the on-policy driver's) are taken at logging steps: the
+algorithm's ``state`` objects (networks, target networks, optimisers, temperature, noise), the replay buffer,
+every RNG, both envs and the logger; a run with a checkpoint resumes after it with the same numbers as an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -28,15 +29,7 @@ import numpy as np
 import torch
 
 from replications.core.algorithm import Update
-from replications.core.checkpoint import (
-    Checkpointer,
-    capture,
-    env_state,
-    load_env_state,
-    load_rng_state,
-    restore,
-    rng_state,
-)
+from replications.core.checkpoint import Checkpointer, LoopState
 from replications.core.cuda_graph import cuda_graphed, graph_updates_requested
 from replications.core.envs import RAW, make_env
 from replications.core.errors import UserError
@@ -128,23 +121,19 @@ def run_off_policy(
     checkpointer: Checkpointer | None = None,
 ) -> int:
     """Run ``schedule.total_steps`` env steps; returns the steps taken. Checkpoints hold ``update.state``."""
-    state = update.state
+    loop = LoopState(
+        {**update.state, "buffer": buffer, "rng_numpy": rng}, {"env": env, "eval_env": eval_env}, logger, checkpointer
+    )
     obs, _ = env.reset(seed=seed)
     obs = np.asarray(obs, dtype=np.float32)
     stats: dict[str, Any] = {}
     first = 1
-    saved = checkpointer.load() if checkpointer is not None else None
-    if saved is not None:
-        restore(state, saved["objects"])
-        buffer.load_state_dict(saved["buffer"])
-        rng.bit_generator.state = saved["rng_numpy"]
-        load_rng_state(saved["rng"])
-        load_env_state(env, saved["env"])
-        load_env_state(eval_env, saved["eval_env"])
-        obs, stats = saved["obs"], saved["stats"]
-        logger.restore(saved["logger"])
-        first = saved["step"] + 1
-        print(f"resuming from the checkpoint at step {saved['step']:,}", flush=True)
+    resumed = loop.resume()
+    if resumed is not None:
+        last, values = resumed
+        obs, stats = values["obs"], values["stats"]
+        first = last + 1
+        print(f"resuming from the checkpoint at step {last:,}", flush=True)
     if graph_updates_requested() and buffer.device.type == "cuda":
         update = cuda_graphed(update)
     for step in range(first, schedule.total_steps + 1):
@@ -166,21 +155,7 @@ def run_off_policy(
             logger.evaluation(step, evaluate(eval_env, exploit, schedule.eval_episodes, seed + 10_000 + step))
         if stats and (step % schedule.log_every == 0 or step == schedule.total_steps):
             logger.iteration(step, **stats)
-            if checkpointer is not None and checkpointer.due() and step < schedule.total_steps:
-                checkpointer.save(
-                    {
-                        "step": step,
-                        "objects": capture(state),
-                        "buffer": buffer.state_dict(),
-                        "rng_numpy": rng.bit_generator.state,
-                        "rng": rng_state(),
-                        "env": env_state(env),
-                        "eval_env": env_state(eval_env),
-                        "obs": obs,
-                        "stats": stats,
-                        "logger": logger.state(),
-                    }
-                )
-    if checkpointer is not None:
-        checkpointer.remove()
+            if step < schedule.total_steps:
+                loop.save_if_due(step, obs=obs, stats=stats)
+    loop.finish()
     return schedule.total_steps

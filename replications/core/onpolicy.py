@@ -1,8 +1,11 @@
 """The on-policy loop driver: collect a batch, estimate advantages, hand it to the algorithm's update.
 
 Every on-policy algorithm (PPO, TRPO, NPG, Q-Prop, AWR) runs through ``run_on_policy``; each supplies only its
-update (core/algorithm.py: ``update(batch, iteration, n_iterations) -> stats``, with its optimisers and
-whatever else it owns in ``update.state``, so that checkpoints hold them).
+update, built by ``make_update(cfg, nets)`` over the networks it trains (core/seeds.py: one seed's, or K
+seeds' batched; core/algorithm.py: ``update(batch, iteration, n_iterations) -> [stats row per seed]``, with
+its optimisers and whatever else it owns in ``update.state``, so that checkpoints hold them). PPO, TRPO and
+NPG are written against both kinds of ``nets``, so ``train_on_policy_seeds`` trains K seeds of them at once
+with the same update.
 
 Checkpoints (core/checkpoint.py) are taken between iterations; a run whose directory holds one resumes at
 the iteration after it with every network, optimiser, RNG, the env and the logger restored, so the resumed
@@ -12,7 +15,7 @@ run produces the same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -22,15 +25,14 @@ from torch import nn
 
 from replications.core.advantages import gae
 from replications.core.algorithm import Update
-from replications.core.checkpoint import Checkpointer, env_state, load_env_state, load_rng_state, rng_state
+from replications.core.checkpoint import Checkpointer, LoopState
 from replications.core.envs import RAW, Normalization, make_env, normalization_state
 from replications.core.evaluation import deterministic_actor, evaluate
 from replications.core.logging import RunLogger
 from replications.core.networks import Policy, make_policy, make_value_function
 from replications.core.rollout import Batch, RolloutCollector
 from replications.core.seeding import seed_everything
-
-BATCH_TENSORS = ("obs", "actions", "log_probs", "values", "advantages", "returns")
+from replications.core.seeds import OneSeed, SeedNets, SeedParallel, stack_batches
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class Evaluation:
 
     every: int
     episodes: int
+
+
+MakeUpdate = Callable[[Any, SeedNets], Update]
+"""``make_update(cfg, nets) -> update``: an algorithm's update over one seed's or K seeds' networks; the
+update maps ``(batch, iteration, n_iterations)`` to one statistics row per seed."""
 
 
 class OnPolicyConfig(Protocol):
@@ -97,23 +104,6 @@ def add_advantages(batch: Batch, gamma: float, gae_lambda: float) -> Batch:
     return batch
 
 
-def batch_tensors(batch: Batch) -> dict[str, torch.Tensor]:
-    """The tensors an update trains on, by name (each (T, ...))."""
-    return {name: getattr(batch, name) for name in BATCH_TENSORS}
-
-
-def minibatch_indices(n: int, epochs: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """``epochs`` shuffled passes over range(n) in minibatches of ``size`` (a last partial one is kept)."""
-    for _ in range(epochs):
-        yield from torch.randperm(n, generator=generator).split(size)
-
-
-def stats_row(stats: dict[str, Any], k: int | None = None) -> dict[str, Any]:
-    """A statistics dict as plain numbers for the logger: tensors as Python scalars (entry ``k`` of (K,)
-    tensors for seed k of a seed-parallel run)."""
-    return {name: (v if k is None else v[k]).item() if isinstance(v, torch.Tensor) else v for name, v in stats.items()}
-
-
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -141,44 +131,24 @@ def run_on_policy(
     for the algorithms scored by them)."""
     collector = RolloutCollector(env, policy, value_fn, horizon, generator, seed, logger.episode)
     n_iterations = math.ceil(total_steps / horizon)
-    modules = {"policy": policy, "value": value_fn, **update.state}
+    objects = {"policy": policy, "value": value_fn, **update.state, "generator": generator, "collector": collector.rng}
+    loop = LoopState(objects, {"env": env}, logger, checkpointer)
     first = 0
-    saved = checkpointer.load() if checkpointer is not None else None
-    if saved is not None:
-        for name, module in modules.items():
-            module.load_state_dict(saved["modules"][name])
-        generator.set_state(saved["generator"])
-        load_rng_state(saved["rng"])
-        load_env_state(env, saved["env"])
-        collector.rng.bit_generator.state = saved["collector"]["rng"]
-        collector.obs, collector.step_count = saved["collector"]["obs"], saved["collector"]["step_count"]
-        logger.restore(saved["logger"])
-        first = saved["iteration"] + 1
+    resumed = loop.resume()
+    if resumed is not None:
+        last, values = resumed
+        collector.obs, collector.step_count = values["obs"], values["step_count"]
+        first = last + 1
         print(f"resuming from the checkpoint at step {collector.step_count:,} (iteration {first})", flush=True)
     for iteration in range(first, n_iterations):
         batch = add_advantages(collector.collect(), gamma, gae_lambda)
-        stats = update(batch, iteration, n_iterations)
+        (stats,) = update(batch, iteration, n_iterations)
         logger.iteration(collector.step_count, **stats)
         if evaluator is not None:
             evaluator(collector.step_count, iteration + 1 == n_iterations)
-        if checkpointer is not None and checkpointer.due() and iteration + 1 < n_iterations:
-            checkpointer.save(
-                {
-                    "iteration": iteration,
-                    "modules": {name: module.state_dict() for name, module in modules.items()},
-                    "generator": generator.get_state(),
-                    "rng": rng_state(),
-                    "env": env_state(env),
-                    "collector": {
-                        "rng": collector.rng.bit_generator.state,
-                        "obs": collector.obs,
-                        "step_count": collector.step_count,
-                    },
-                    "logger": logger.state(),
-                }
-            )
-    if checkpointer is not None:
-        checkpointer.remove()
+        if iteration + 1 < n_iterations:
+            loop.save_if_due(iteration, obs=collector.obs, step_count=collector.step_count)
+    loop.finish()
     return collector.step_count
 
 
@@ -188,10 +158,10 @@ def train_on_policy(
     seed: int,
     total_steps: int,
     logger: RunLogger,
-    make_update: Callable[[Any, Policy, nn.Module, torch.Generator], Update],
+    make_update: MakeUpdate,
 ) -> dict[str, Any]:
     """Seed, build the env and the two networks, run the loop, save the model and normalisation state.
-    ``make_update(cfg, policy, value_fn, generator)`` returns the algorithm's update."""
+    ``make_update(cfg, nets)`` returns the algorithm's update, here for one seed (core/seeds.py: OneSeed)."""
     env, policy, value_fn, generator = build_seed(env_id, cfg, seed)
     evaluator, eval_env = None, None
     schedule = cfg.evaluation()
@@ -212,7 +182,7 @@ def train_on_policy(
         horizon=cfg.horizon,
         gamma=cfg.gamma,
         gae_lambda=cfg.gae_lambda,
-        update=make_update(cfg, policy, value_fn, generator),
+        update=make_update(cfg, OneSeed(policy, value_fn, generator)),
         logger=logger,
         generator=generator,
         seed=seed,
@@ -248,3 +218,33 @@ def finish_seed(env: gym.Env, policy: Policy, value_fn: nn.Module, logger: RunLo
     )
     env.close()
     return {"steps": steps, "normalization": state}
+
+
+def train_on_policy_seeds(
+    env_id: str,
+    cfg: OnPolicyConfig,
+    seeds: list[int],
+    total_steps: int,
+    loggers: list[RunLogger],
+    make_update: MakeUpdate,
+) -> list[dict[str, Any]]:
+    """``train_on_policy`` for len(seeds) seeds in one process with batched networks (core/seeds.py:
+    SeedParallel); the same ``make_update`` as a single run. Returns each seed's facts."""
+    built = [build_seed(env_id, cfg, seed) for seed in seeds]
+    model = SeedParallel([b[1] for b in built], [b[2] for b in built], [b[3] for b in built])
+    collectors = [
+        RolloutCollector(env, policy, value_fn, cfg.horizon, gen, seed, logger.episode)
+        for (env, policy, value_fn, gen), seed, logger in zip(built, seeds, loggers, strict=True)
+    ]
+    update = make_update(cfg, model)
+    n_iterations = math.ceil(total_steps / cfg.horizon)
+    for iteration in range(n_iterations):
+        batch = stack_batches([add_advantages(c.collect(), cfg.gamma, cfg.gae_lambda) for c in collectors])
+        rows = update(batch, iteration, n_iterations)
+        model.sync()
+        for collector, logger, row in zip(collectors, loggers, rows, strict=True):
+            logger.iteration(collector.step_count, **row)
+    return [
+        finish_seed(env, pair.policy, pair.value_fn, logger, collector.step_count)
+        for (env, *_), pair, logger, collector in zip(built, model.pairs, loggers, collectors, strict=True)
+    ]

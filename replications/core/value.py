@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from replications.core.seeds import SeedNets
+
 
 def value_regression_loss(value_fn: nn.Module, obs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0.5 mean (V(s) - target)^2."""
@@ -13,24 +15,25 @@ def value_regression_loss(value_fn: nn.Module, obs: torch.Tensor, targets: torch
 
 
 def fit_value_function(
-    value_fn: nn.Module,
+    nets: SeedNets,
     optimizer: torch.optim.Optimizer,
     obs: torch.Tensor,
     targets: torch.Tensor,
     epochs: int,
     minibatch_size: int,
-    generator: torch.Generator,
-) -> float:
-    """``epochs`` passes of shuffled minibatches minimising 0.5 (V(s) - target)^2; returns the mean loss.
+) -> torch.Tensor:
+    """``epochs`` passes of shuffled minibatches minimising 0.5 (V(s) - target)^2; returns the mean loss
+    (per seed). ``optimizer`` holds the value function's parameters.
 
-    Shapes: obs (T, obs_dim), targets (T,). A last partial minibatch is kept."""
-    total, count = torch.zeros(()), 0
-    for _ in range(epochs):
-        for idx in torch.randperm(obs.shape[0], generator=generator).split(minibatch_size):
-            loss = value_regression_loss(value_fn, obs[idx], targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-            count += 1
-    return float(total) / max(count, 1)
+    Shapes: obs (T, obs_dim), targets (T,) (a leading seed dimension for K seeds). A last partial minibatch
+    is kept."""
+    loss_fn = nets.fn(value_regression_loss, part="value_fn")
+    total, count = nets.zeros(), 0
+    for mb in nets.minibatches({"obs": obs, "targets": targets}, epochs, minibatch_size):
+        loss = loss_fn(mb["obs"], mb["targets"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()  # seeds share no parameter: the gradient of the sum is each seed's own
+        optimizer.step()
+        total += loss.detach()
+        count += 1
+    return total / max(count, 1)
