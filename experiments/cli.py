@@ -81,7 +81,9 @@ def _train(args: argparse.Namespace) -> int:
     if row is None:
         print(f"already complete: {store.path(spec)} (use --force to run it again)")
         return 0
-    print(f"done: score {row['score']:.2f}; run directory {store.path(spec)}")
+    from analysis.scores import score_of
+
+    print(f"done: score {score_of(row, store.root):.2f}; run directory {store.path(spec)}")
     if args.wandb:
         publish_run(store.path(spec), project=args.wandb_project)
     return 0
@@ -104,8 +106,8 @@ def _grid(args: argparse.Namespace) -> list:
 
 
 def _comparison(args: argparse.Namespace):  # noqa: ANN202 (experiments.reporting.comparison.Comparison, imported late)
-    """The grid of the shared options and what its report compares, built once (experiments/reporting/comparison.py)."""
-    from experiments.reporting.comparison import build_comparison
+    """The grid of the shared options and what its report compares, built once (experiments/grid/plan.py)."""
+    from experiments.grid import build_comparison
     from replications.core.config import parse_overrides
 
     return build_comparison(args.algo, args.budget, _grid(args), parse_overrides(args.set), args.steps)
@@ -157,14 +159,16 @@ def _replicate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from experiments.grid import results_root
-    from experiments.reporting import write_all, write_overview, write_report
+    from experiments.grid import results_root, stored_comparisons
+    from experiments.reporting import write_overview, write_report
     from experiments.store import ResultsStore
 
     _check_writable(Path(args.reports), "--reports")
     store = ResultsStore(results_root(args.results))
-    written = [write_report(_comparison(args), store, Path(args.reports))] if args.algo != "all" else None
-    for out in written or write_all(store, Path(args.reports)):
+    # 'all': every grid the store has runs of (each report written before the next is planned)
+    comparisons = [_comparison(args)] if args.algo != "all" else stored_comparisons(store, Path(args.reports))
+    for comparison in comparisons:
+        out = write_report(comparison, store, Path(args.reports))
         print(f"report: {out / 'index.html'}")
     print(f"overview: {write_overview(Path(args.reports))}")
     return 0
@@ -211,7 +215,9 @@ def _index(args: argparse.Namespace) -> int:
             print(f"skipped {line}", file=sys.stderr)
         print(f"rebuilt {store.index_path} from {n} complete run directories")
     else:
-        print(store.read_index().to_string(index=False))
+        from analysis.scores import with_scores
+
+        print(with_scores(store.read_index(), store.root).to_string(index=False))
     return 0
 
 

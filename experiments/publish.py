@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from analysis.scores import run_score, scoring_rule
 from replications.core.errors import UserError
 
 WANDB_DIR = Path(os.environ.get("RLREPRO_WANDB_DIR", "."))
@@ -146,7 +147,7 @@ def publish_run(run_dir: Path, project: str = "rlrepro") -> Path | None:
             run.log(values, step=step)
         run.summary.update(
             {
-                "score": meta.get("score"),
+                "score": run_score(run_dir, scoring_rule(config["algo"]), meta.get("n_episodes")),
                 "steps": meta.get("steps"),
                 "sps": meta.get("sps"),
                 "wall_s": meta.get("wall_s"),

@@ -4,6 +4,7 @@ consolidated table (``index.csv``) that the analysis reads. Needs no server.
 Layout under the results root::
 
     index.csv                                   one row per finished run (written under a file lock)
+    scores.csv                                  the analysis's cache of each run's score (analysis/scores.py)
     runs/<algo>/<env>/<impl>/seed<N>-<run_id>/
         config.json      the resolved config (algo, impl, env, seed, steps, budget, hyperparameters)
         meta.json        status (running|complete|failed), git commit + dirty flag, package versions,
@@ -13,7 +14,9 @@ Layout under the results root::
         normalization.npz  the env normalisation statistics at the end of training (where there is one)
         model.pt         the final networks (not committed)   checkpoint.pt   while running only (resume)
 
-Every file is written atomically (temp file + rename), readable as the umask allows. A run's row enters
+The store holds what a run produced; it never scores a run (a score is the analysis's reading of
+``episodes.csv`` / ``evaluations.csv`` under the algorithm's scoring rule). Every file is written atomically
+(temp file + rename), readable as the umask allows. A run's row enters
 ``index.csv`` only after its directory is complete, so an interrupted run never leaves a row that analysis
 would count. The index is a cache derived from the run directories: every read validates it whole (a cut or
 edited row is an error naming its line, never a silently dropped run), and ``rebuild_index`` derives it again.
@@ -59,7 +62,6 @@ INDEX_COLUMNS = [
     "seed",
     "steps",
     "budget",
-    "score",
     "n_episodes",
     "wall_s",
     "sps",
@@ -199,9 +201,7 @@ def provenance() -> dict[str, Any]:
 def _index_row(cfg: dict[str, Any], meta: dict[str, Any], relpath: str) -> dict[str, Any]:
     """A complete run's row of the consolidated table, from its config.json and meta.json."""
     row = {key: cfg[key] for key in ("run_id", "config_id", "algo", "impl", "env", "seed", "budget")}
-    row.update(
-        {key: meta.get(key) for key in ("steps", "score", "n_episodes", "wall_s", "sps", "commit", "dirty", "cpu")}
-    )
+    row.update({key: meta.get(key) for key in ("steps", "n_episodes", "wall_s", "sps", "commit", "dirty", "cpu")})
     return {**row, "finished_at": meta["ended_at"], "path": relpath}
 
 
@@ -209,7 +209,6 @@ RUN_DIR_NAME = re.compile(r"seed(0|[1-9][0-9]*)-[0-9a-f]{12}")
 """The name of a run directory: ``seed<N>-<run id>``."""
 _COMPLETE_FIELDS: dict[str, tuple[type, ...]] = {
     "ended_at": (str,),
-    "score": (int, float),  # NaN for a run that has nothing to score; never infinite
     "steps": (int,),
     "n_episodes": (int,),
 }
@@ -267,11 +266,11 @@ def check_index(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"results index {path} is corrupt (missing columns {missing}); {_REBUILD}")
     problems: list[tuple[int, str]] = []
-    required = [c for c in INDEX_COLUMNS if c not in ("score", "commit", "cpu", "wall_s", "sps", "dirty")]
+    required = [c for c in INDEX_COLUMNS if c not in ("commit", "cpu", "wall_s", "sps", "dirty")]
     for col in required:
         for i in df.index[df[col].isna()]:
             problems.append((i, f"'{col}' is empty"))
-    for col in ("score", "seed", "steps", "n_episodes"):
+    for col in ("seed", "steps", "n_episodes"):
         numeric = pd.to_numeric(df[col], errors="coerce")
         for i in df.index[numeric.isna() & df[col].notna()]:
             problems.append((i, f"'{col}' is {df.at[i, col]!r}, not a number"))
@@ -455,9 +454,7 @@ class ResultsStore:
         """Let go of ``spec`` after a Ctrl-C: its status stays ``running`` and its checkpoint stays, so it resumes."""
         self._release(spec)
 
-    def complete(
-        self, spec: RunSpec, facts: dict[str, Any], wall_s: float, score: float, n_episodes: int
-    ) -> dict[str, Any]:
+    def complete(self, spec: RunSpec, facts: dict[str, Any], wall_s: float, n_episodes: int) -> dict[str, Any]:
         path = self.path(spec)
         norm = facts.get("normalization") or {}
         if norm:
@@ -470,7 +467,6 @@ class ResultsStore:
             wall_s=round(wall_s, 2),
             steps=steps,
             sps=round(steps / max(wall_s, 1e-9), 1),
-            score=score,
             n_episodes=n_episodes,
             sb3_differences=facts.get("sb3_differences", []),
             seed_parallel=facts.get("seed_parallel", 1),
@@ -497,7 +493,8 @@ class ResultsStore:
             raise UserError(
                 f"results index {self.index_path} is unreadable ({str(exc).splitlines()[0]}); {_REBUILD}"
             ) from exc
-        return check_index(df, self.index_path)
+        # only the index's own columns (an index written before scores moved to the analysis had 'score')
+        return check_index(df, self.index_path)[INDEX_COLUMNS]
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from analysis.scores import score_of
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
 from replications.awr import action_bound_loss, actor_loss, awr_weights
@@ -59,4 +60,4 @@ def test_awr_learns_cartpole(tmp_path):
     store = ResultsStore(tmp_path)
     spec = make_spec("awr", "ours", "CartPole-v1", 0, 20480, "custom", {"eval_every": 20480, "eval_episodes": 10})
     row = execute(spec, store)
-    assert row["score"] > 100  # deterministic test return; a random policy scores about 22
+    assert score_of(row, store.root) > 100  # deterministic test return; a random policy scores about 22

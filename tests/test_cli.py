@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.report import SUMMARY_COLUMNS
+from analysis.scores import with_scores
 
 
 def _run(cmd, *args, cwd=None, env=None):
@@ -167,7 +168,7 @@ def test_an_ablation_report_has_its_own_folder_and_tests_against_the_config_valu
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in reports.iterdir() if p.is_dir()) == ["sac-crosscheck-log_prob_epsilon=1e-06"]
     report = reports / "sac-crosscheck-log_prob_epsilon=1e-06"
-    index = index.set_index("run_id")
+    index = with_scores(pd.read_csv(results / "index.csv"), results).set_index("run_id")
     ablation = make_spec("sac", "ours", "Hopper-v5", 0, 200_000, "crosscheck", {"log_prob_epsilon": 1e-6})
     default = [
         make_spec("sac", impl, "Hopper-v5", s, 200_000, "crosscheck", {}) for impl in ("ours", "sb3") for s in range(5)
@@ -257,7 +258,9 @@ def test_index_import_merges_another_machines_runs(tiny_grid, tmp_path):
     source = pd.read_csv(root / "results" / "index.csv")
     assert f"{len(source)} run(s) imported" in out.stdout and len(source) >= 4
     merged = pd.read_csv(here / "index.csv")
-    assert sorted(merged.run_id) == sorted(source.run_id) and sorted(merged.score) == sorted(source.score)
+    merged_scores = with_scores(merged, here).score
+    assert sorted(merged.run_id) == sorted(source.run_id)
+    assert sorted(merged_scores) == sorted(with_scores(source, root / "results").score)
     again = _run(cmd, "index", "--import", str(root / "results"), "--results", str(here))
     assert "0 run(s) imported" in again.stdout and again.stdout.count("already complete") == len(source)
     bad = _run(cmd, "index", "--import", str(tmp_path / "nowhere"), "--results", str(here))

@@ -180,8 +180,7 @@ def test_every_committed_config_resolves_for_every_env_and_budget_it_plans(algo)
     grid (and the runs its report compares with) plans, and so does every report written with --set."""
     import json
 
-    from experiments.grid import plan_grid
-    from experiments.reporting.comparison import build_comparison
+    from experiments.grid import build_comparison, plan_grid
 
     paper = load_paper_config(algo)
     for budget in paper.budgets:

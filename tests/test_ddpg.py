@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from analysis.scores import score_of
 from experiments.baselines.sb3 import ADAPTERS, PaperDDPG
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
@@ -124,7 +125,7 @@ def test_off_policy_sb3_and_ours_write_the_same_contract(tmp_path, impl):
         row = execute(spec, store)
         evaluations = pd.read_csv(store.path(spec) / "evaluations.csv")
         assert evaluations.step.tolist() == [500, 500, 1000, 1000] and (evaluations.length == 200).all()
-        assert row["score"] == pytest.approx(evaluations[evaluations.step == 1000]["return"].mean())
+        assert score_of(row, store.root) == pytest.approx(evaluations[evaluations.step == 1000]["return"].mean())
         episodes = pd.read_csv(store.path(spec) / "episodes.csv")
         assert episodes.step.tolist() == [200, 400, 600, 800, 1000]
         assert "critic_loss" in pd.read_csv(store.path(spec) / "progress.csv")
@@ -142,4 +143,4 @@ def test_ddpg_learns_pendulum(tmp_path):
     }  # fmt: skip
     spec = make_spec("ddpg", "ours", "Pendulum-v1", 0, 15000, "custom", overrides)
     row = execute(spec, store)
-    assert row["score"] > -500
+    assert score_of(row, store.root) > -500

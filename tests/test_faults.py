@@ -106,9 +106,8 @@ def test_a_killed_worker_resumes_from_its_checkpoint_and_matches_an_uninterrupte
 
 @pytest.mark.slow
 def test_a_nan_run_fails_alone_and_the_report_excludes_it_and_says_so(tmp_path):
-    from experiments.grid import make_spec, run_grid
+    from experiments.grid import build_comparison, make_spec, run_grid
     from experiments.reporting import write_report
-    from experiments.reporting.comparison import build_comparison
     from experiments.store import ResultsStore
 
     good = make_spec("ppo", "ours", "Pendulum-v1", 0, 1024, "custom", {"horizon": 512})

@@ -500,3 +500,19 @@ def test_the_reference_table_is_checked_and_every_row_has_a_known_metric_kind(tm
     bad.to_csv(tmp_path / "r.csv", index=False)
     with pytest.raises(UserError, match=r"r.csv line 5: metric_kind 'best_ever'; allowed: mean_last_n_training_"):
         load_references(tmp_path / "r.csv")
+
+
+def test_the_reporting_room_draws_given_run_ids_and_never_imports_the_algorithms():
+    """Planning (experiments/grid) computes run ids from the algorithms' configs; reporting and the analysis
+    only draw what they are given: importing them loads no algorithm, no registry, no SB3."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, experiments.reporting, analysis.report, analysis.scores;"
+        "algos = {'replications.' + a for a in ('ppo', 'trpo', 'npg', 'sac', 'ddpg', 'awr', 'qprop')};"
+        "rooms = ('experiments.registry', 'experiments.grid', 'experiments.baselines', 'stable_baselines3');"
+        "print(sorted(m for m in sys.modules if m in algos or m.startswith(rooms)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 from stable_baselines3 import PPO
 
+from analysis.scores import score_of
 from experiments.baselines.sb3 import ADAPTERS, make_sb3_env
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
@@ -38,4 +39,4 @@ def test_sb3_run_writes_the_same_contract(tmp_path):
     assert len(episodes) == 10 and (episodes.length == 200).all()  # Pendulum: 200-step time limit
     assert episodes.step.tolist() == list(range(200, 2001, 200))
     assert progress.step.tolist() == [1024, 2048] and "value_loss" in progress
-    assert row["score"] == pytest.approx(episodes["return"].mean())
+    assert score_of(row, store.root) == pytest.approx(episodes["return"].mean())

@@ -4,6 +4,7 @@ import multiprocessing as mp
 import pandas as pd
 import pytest
 
+from analysis.scores import SCORES_FILE, with_scores
 from experiments.store import INDEX_COLUMNS, ResultsStore, RunBusy, RunDone, RunSpec, provenance
 from replications.core.errors import UserError
 
@@ -13,9 +14,14 @@ def _spec(seed=0, env="CartPole-v1"):
 
 
 def _finish(store, spec, score=1.0):
+    """A complete run with one episode of return ``score`` (its score: PPO scores its training episodes)."""
     path = store.begin(spec)
-    (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
-    return store.complete(spec, {"steps": 100}, wall_s=1.0, score=score, n_episodes=1)
+    (path / "episodes.csv").write_text(f"step,return,length\n10,{score!r},10\n")
+    return store.complete(spec, {"steps": 100}, wall_s=1.0, n_episodes=1)
+
+
+def _scores(store):
+    return with_scores(store.read_index(), store.root).score.tolist()
 
 
 def test_run_lifecycle_and_index(tmp_path):
@@ -24,28 +30,31 @@ def test_run_lifecycle_and_index(tmp_path):
     path = store.begin(spec)
     assert json.loads((path / "meta.json").read_text())["status"] == "running"
     assert not store.is_complete(spec) and store.read_index().empty  # no row before completion
-    store.complete(spec, {"steps": 100}, wall_s=2.0, score=5.0, n_episodes=3)
+    (path / "episodes.csv").write_text("step,return,length\n10,4.0,10\n20,5.0,10\n30,6.0,10\n")
+    store.complete(spec, {"steps": 100}, wall_s=2.0, n_episodes=3)
     assert store.is_complete(spec)
     meta = json.loads((path / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["sps"] == 50.0 and meta["packages"]["torch"]
     assert {"commit", "dirty", "cpu", "seed", "started_at", "ended_at"} <= set(meta)
     df = store.read_index()
-    assert list(df.columns) == INDEX_COLUMNS and df.score.tolist() == [5.0]
+    assert list(df.columns) == INDEX_COLUMNS and "score" not in meta  # the analysis scores runs, not the runner
+    assert _scores(store) == [5.0] and (tmp_path / SCORES_FILE).exists()  # mean of the last 100 episodes
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["run_id"] == spec.run_id and cfg["hyperparameters"] == {"gamma": 0.99}
 
 
 def test_adding_rows_leaves_the_stored_rows_text_as_it_was(tmp_path):
-    """The index is rewritten on every completed run: the rows already there keep their exact text (a score
-    needing 17 significant digits is read back exactly, not a digit short)."""
+    """The index is rewritten on every completed run: the rows already there keep their exact text; a score
+    needing 17 significant digits is read back exactly from the scores cache, not a digit short."""
     store = ResultsStore(tmp_path)
     _finish(store, _spec(seed=0), score=3678.4499874060107)
+    (computed,) = _scores(store)
+    assert computed == pytest.approx(3678.4499874060107, rel=1e-15)
     before = store.index_path.read_text()
-    assert "3678.4499874060107" in before
     _finish(store, _spec(seed=1), score=2.0)
     lines = store.index_path.read_text().splitlines()
     assert set(before.splitlines()) <= set(lines) and len(lines) == 3
-    assert store.read_index().score.tolist() == [3678.4499874060107, 2.0]
+    assert _scores(store) == [computed, 2.0] == _scores(store)  # from the cache: every digit kept
 
 
 def test_a_run_killed_while_its_directory_was_being_created_leaves_no_half_run(tmp_path, monkeypatch):
@@ -140,10 +149,10 @@ def _holder(root, started, finish, seed=0):
     """Another process running a run: it holds the run's lock until told to finish."""
     store = ResultsStore(root)
     path = store.begin(_real_spec(seed))
-    (path / "episodes.csv").write_text("step,return,length\n10,1.0,10\n")
+    (path / "episodes.csv").write_text("step,return,length\n10,7.0,10\n")
     started.set()
     finish.wait(60)
-    store.complete(_real_spec(seed), {"steps": 100}, wall_s=1.0, score=7.0, n_episodes=1)
+    store.complete(_real_spec(seed), {"steps": 100}, wall_s=1.0, n_episodes=1)
 
 
 def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path, capsys, monkeypatch):
@@ -173,14 +182,14 @@ def test_a_run_another_process_is_running_is_skipped_and_left_untouched(tmp_path
     finish.set()
     proc.join(60)
     assert proc.exitcode == 0 and store.is_complete(spec) and not store.busy(spec)
-    assert store.read_index().score.tolist() == [7.0]
+    assert _scores(store) == [7.0]
     episodes = (store.path(spec) / "episodes.csv").read_bytes()
     with monkeypatch.context() as m:  # planned just before the other process completed it: skipped, kept
         m.setattr(ResultsStore, "is_complete", lambda self, s: False)  # the plan's view; the worker's is real
         assert run_grid([spec], store, workers=1) == (1, [])
     assert "SKIPPED ppo ours CartPole-v1 seed 0: run" in capsys.readouterr().out
     assert (store.path(spec) / "episodes.csv").read_bytes() == episodes
-    assert store.read_index().score.tolist() == [7.0] and store.is_complete(spec)
+    assert _scores(store) == [7.0] and store.is_complete(spec)
 
 
 def test_a_seed_parallel_group_that_meets_a_taken_seed_lets_go_of_the_seeds_it_began(tmp_path, monkeypatch):
@@ -229,7 +238,7 @@ def test_import_runs_copies_complete_runs_once_and_never_overwrites(tmp_path):
     imported, skipped = here.import_runs(gpu.root)
     assert imported == [done.relpath()]
     assert sorted(s.split(":")[0] for s in skipped) == sorted([unfinished.relpath(), mine.relpath()])
-    df = here.read_index().set_index("seed")
+    df = with_scores(here.read_index(), here.root).set_index("seed")
     assert df.loc[0, "score"] == 7.0 and df.loc[2, "score"] == 2.0 and 1 not in df.index
     assert (here.path(done) / "episodes.csv").read_text() == (gpu.path(done) / "episodes.csv").read_text()
     assert here.is_complete(done)

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analysis.scores import with_scores
 from experiments.cli import main
 from experiments.store import ResultsStore, provenance
 
@@ -130,12 +131,13 @@ def test_a_backup_copy_of_a_run_is_named_and_never_counted_as_another_seed(store
 
 
 def test_a_complete_run_with_nothing_to_score_is_indexed_with_a_nan_score(store, capsys):
-    """NaN is a score (a run with no evaluation to score), not damage: it indexes and reads back."""
+    """NaN is a score (a run that finished no episode), not damage: it indexes, and the analysis scores it NaN."""
     run = a_run(store, seed=1)
     meta = json.loads((run / "meta.json").read_text())
-    (run / "meta.json").write_text(json.dumps({**meta, "score": float("nan")}))
+    (run / "meta.json").write_text(json.dumps({**meta, "n_episodes": 0}))
+    (run / "episodes.csv").write_text("step,return,length\n")
     assert run_cli(["index", "--rebuild", "--results", str(store)], capsys)[0] == 0
-    index = ResultsStore(store).read_index()
+    index = with_scores(ResultsStore(store).read_index(), store)
     assert len(index) == N_RUNS and index.set_index("path").score.isna().sum() == 1
 
 
@@ -150,9 +152,9 @@ def _cut_mid_row_with_newline(index: Path) -> None:
     index.write_text("\n".join([*lines[:-1], lines[-1][:30]]) + "\n")
 
 
-def _non_numeric_score(index: Path) -> None:
+def _non_numeric_count(index: Path) -> None:
     df = pd.read_csv(index, dtype=str)
-    df.loc[3, "score"] = "abc"
+    df.loc[3, "n_episodes"] = "abc"
     index.write_text(df.to_csv(index=False))
 
 
@@ -161,7 +163,7 @@ def _duplicated_row(index: Path) -> None:
     index.write_text("\n".join([*lines, lines[1]]) + "\n")
 
 
-@pytest.mark.parametrize("damage", [_cut_mid_row, _cut_mid_row_with_newline, _non_numeric_score, _duplicated_row])
+@pytest.mark.parametrize("damage", [_cut_mid_row, _cut_mid_row_with_newline, _non_numeric_count, _duplicated_row])
 def test_a_damaged_index_is_an_error_naming_it_for_every_command(store, capsys, damage):
     damage(store / "index.csv")
     before = tree(store.parent)

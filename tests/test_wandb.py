@@ -3,6 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from analysis.scores import with_scores
 from experiments.grid import execute, make_spec
 from experiments.publish import publish_report, publish_run, read_offline_run
 from experiments.store import ResultsStore
@@ -22,7 +23,9 @@ def test_offline_publish_is_read_back(tmp_path, monkeypatch):
     logged = [(h["_step"], h["episode/return"]) for h in run["history"] if "episode/return" in h]
     assert logged == list(zip(episodes.step, episodes["return"], strict=True))
     assert any("train/value_loss" in h for h in run["history"])
-    assert run["summary"]["score"] == pytest.approx(store.read_index().score.iloc[0], rel=1e-12)
+    assert run["summary"]["score"] == pytest.approx(
+        with_scores(store.read_index(), store.root).score.iloc[0], rel=1e-12
+    )
     assert run["config"]["env"] == "Pendulum-v1" and run["config"]["run_id"] == spec.run_id
 
     report = tmp_path / "report"

@@ -206,6 +206,12 @@ class SB3Adapter:
     off_policy: bool
     refuse: tuple[tuple[Callable[[Any], bool], str], ...] = ()
     """(condition on our config, error): settings of ours SB3 cannot run."""
+    per_action_dim: bool = False
+    """Whether the arguments depend on the env's action dimension (else it is not looked up: making a MuJoCo
+    env only to count its actions costs time and prints MuJoCo's warnings)."""
+
+    def _action_dim(self, env_id: str) -> int:
+        return action_dims(env_id) if self.per_action_dim else 1
 
     def kwargs(self, cfg: Any, action_dim: int) -> dict[str, Any]:
         """SB3's keyword arguments for our config (markers for objects built at training time included)."""
@@ -219,7 +225,7 @@ class SB3Adapter:
 
     def describe(self, cfg: Any, env_id: str) -> dict[str, Any]:
         """The arguments for ``env_id`` as JSON data (the run's identity)."""
-        return describe(self.kwargs(cfg, action_dims(env_id)))
+        return describe(self.kwargs(cfg, self._action_dim(env_id)))
 
     def differences_for(self, cfg: Any, action_dim: int) -> list[str]:
         texts = [d if isinstance(d, str) else d(cfg, action_dim) for d in self.differences]
@@ -227,7 +233,7 @@ class SB3Adapter:
 
     def train(self, env_id: str, cfg: Any, seed: int, total_steps: int, logger: RunLogger) -> dict[str, Any]:
         """Train one seed with SB3, writing our run contract; returns the run's facts."""
-        k = action_dims(env_id)
+        k = self._action_dim(env_id)
         run = _train_off_policy if self.off_policy else _train_on_policy
         facts = run(self.algo_cls, self.kwargs(cfg, k), env_id, cfg, seed, total_steps, logger)
         return {**facts, "sb3_differences": self.differences_for(cfg, k)}
@@ -366,6 +372,7 @@ ADAPTERS: dict[str, SB3Adapter] = {
             "Observation clipping by SB3's VecNormalize (same running mean/var).",
         ),
         off_policy=False,
+        per_action_dim=True,
     ),
     "sac": SB3Adapter(
         SAC,

@@ -3,10 +3,18 @@ into the results store (execute.py), and run a grid through a backend (run.py, b
 backend.py: local.py's process pool or ray_backend.py's Ray cluster), with progress (progress.py)."""
 
 from experiments.grid.execute import execute, execute_group, train
-from experiments.grid.plan import make_spec, plan_grid, results_root, sb3_settings_specs
+from experiments.grid.plan import (
+    build_comparison,
+    make_spec,
+    plan_grid,
+    results_root,
+    sb3_settings_specs,
+    stored_comparisons,
+)
 from experiments.grid.run import run_grid, work_items
 
 __all__ = [
+    "build_comparison",
     "execute",
     "execute_group",
     "make_spec",
@@ -14,6 +22,7 @@ __all__ = [
     "results_root",
     "run_grid",
     "sb3_settings_specs",
+    "stored_comparisons",
     "train",
     "work_items",
 ]

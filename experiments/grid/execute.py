@@ -1,5 +1,6 @@
 """Execute one run, or several seeds of one config together (seed-parallel), into a results store: resume a
-killed attempt from its checkpoint, mark an interrupted or failed run as such, score and index a finished one."""
+killed attempt from its checkpoint, mark an interrupted or failed run as such, index a finished one (its
+score is the analysis's to compute from the run's files: analysis/scores.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import shutil
 import traceback
 from collections.abc import Callable
 
-import pandas as pd
-
-from analysis.scoring import score as score_episodes
 from experiments.registry import get_algo
 from experiments.store import ResultsStore, RunBusy, RunSpec
 from replications.core.checkpoint import CHECKPOINT_FILE
-from replications.core.config import build_config, load_paper_config
+from replications.core.config import build_config
 from replications.core.errors import UserError
 from replications.core.logging import RunLogger
 
@@ -102,8 +100,4 @@ def _stopped(spec: RunSpec, store: ResultsStore, exc: BaseException) -> None:
 
 def _complete(spec: RunSpec, store: ResultsStore, logger: RunLogger, facts: dict) -> dict:
     wall = logger.elapsed()  # training time of the run's timeline (a resumed run adds up its attempts)
-    path = store.path(spec)
-    episodes = pd.read_csv(path / "episodes.csv")
-    evaluations = pd.read_csv(path / "evaluations.csv") if (path / "evaluations.csv").exists() else None
-    scoring = load_paper_config(spec.algo).scoring
-    return store.complete(spec, facts, wall, score_episodes(episodes, scoring, evaluations), len(episodes))
+    return store.complete(spec, facts, wall, logger.n_episodes)

@@ -100,7 +100,7 @@ class GridTracker:
     def done(self, spec: RunSpec, row: dict) -> None:
         self.progress.finish_run(
             spec,
-            f"done {run_name(spec)}: score {row['score']:.1f} ({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)",
+            f"done {run_name(spec)}: {row['n_episodes']:,} episodes ({row['sps']:,.0f} steps/s, {row['wall_s']:.0f} s)",
         )
         if self.after_run is not None:
             self.after_run(spec, row)

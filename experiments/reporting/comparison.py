@@ -3,18 +3,19 @@
 ``Comparison`` holds the grid's runs (ours, SB3, ours again at SB3's settings), the baselines ours is tested
 against (SB3; or, for an algorithm with no SB3 counterpart, our other algorithms at the settings the config
 names; or, for an ablation, the same grid at the config's own values), the extra pairs, the equivalence margin,
-the expected relation and the reference block. ``rlrepro replicate`` plans its runs from it
-(``runs_to_run``) and ``rlrepro report`` draws them (experiments/reporting/write.py); neither assembles its own.
+the expected relation and the reference block. It is built once, by the planning room
+(experiments/grid/plan.py: ``build_comparison``, which computes each run's id from the algorithm's config);
+``rlrepro replicate`` runs its runs (``runs_to_run``) and ``rlrepro report`` draws them
+(experiments/reporting/write.py). The reporting room never imports the algorithms: it draws the run ids it is
+given (tests/test_report.py checks the imports).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.store import RunSpec
-from replications.core.config import load_paper_config
 from replications.core.errors import UserError
 
 MATCHED = "ours-sb3-settings"
@@ -99,82 +100,3 @@ def comparators(reference: dict[str, Any]) -> list[tuple[str, str, dict[str, Any
     if len(set(keys)) < len(keys):
         raise UserError(f"reference.compare_algo: two entries share a key ({', '.join(keys)}); give each a 'key'")
     return out
-
-
-def build_comparison(
-    algo: str,
-    budget: str,
-    specs: list[RunSpec],
-    overrides: dict[str, Any] | None = None,
-    steps: int | None = None,
-) -> Comparison:
-    """The comparison a report on the grid ``specs`` draws, from ``algo``'s config (validated here)."""
-    from experiments.grid import make_spec, sb3_settings_specs
-    from experiments.registry import get_algo
-
-    paper = load_paper_config(algo)
-    overrides = overrides or {}
-    has_sb3 = any(s.impl == "sb3" for s in specs)
-    ours = [s for s in specs if s.impl == "ours"]
-    baselines: list[Group] = [Group("sb3", "SB3", ())]
-    compare = comparators(paper.reference)
-    if compare and not has_sb3:  # no SB3 counterpart: against our own algorithms, same envs, seeds and steps
-        baselines = [
-            Group(
-                key,
-                label,
-                tuple(make_spec(other, "ours", s.env, s.seed, s.steps, budget, extra) for s in ours),
-                comparator=True,
-            )
-            for key, other, extra, label in compare
-        ]
-    relation = paper.reference.get("relation", "")
-    if overrides:
-        settings = ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(overrides.items()))
-        relation = (
-            f"Ablation: 'ours' is our {algo.upper()} with {settings}; it is tested against the same grid at the "
-            f"config's own values (and SB3's, where the grid has none of its own), where those runs are stored."
-        )
-        added = [
-            Group(
-                CONFIG_VALUES,
-                f"our {algo.upper()} (config values)",
-                tuple(make_spec(algo, "ours", s.env, s.seed, s.steps, budget, {}) for s in ours),
-                if_stored=True,
-            )
-        ]
-        if "sb3" in get_algo(algo).impls and not has_sb3:  # an ablation of ours alone: SB3 at its own
-            added.append(
-                Group(
-                    "sb3",
-                    "SB3",
-                    tuple(make_spec(algo, "sb3", s.env, s.seed, s.steps, budget, {}) for s in ours),
-                    if_stored=True,
-                )
-            )
-        baselines = added + [b for b in baselines if b.key not in {g.key for g in added}]
-    matched = paper.reference.get("sb3_settings") if has_sb3 else None
-    extra_pairs: list[tuple[str, str, str]] = []
-    matched_ids: frozenset[str] = frozenset()
-    notes: list[str] = []
-    if matched:  # ours again at SB3's settings: its own rows and a comparison with SB3 of its own
-        matched_ids = frozenset(s.run_id for s in sb3_settings_specs(algo, budget, specs))
-        baselines.append(Group(MATCHED, matched["label"], ()))
-        extra_pairs.append((MATCHED, matched["label"], "sb3"))
-        notes.append(f"{matched['label']}: {matched['why']}")
-    return Comparison(
-        algo=algo,
-        budget=budget,
-        specs=tuple(specs),
-        baselines=tuple(baselines),
-        extra_pairs=tuple(extra_pairs),
-        matched_ids=matched_ids,
-        matched_label=matched["label"] if matched else "",
-        notes=tuple(notes),
-        relation=relation,
-        margin=paper.margin,
-        margin_source=paper.margin_source,
-        reference=dict(paper.reference),
-        overrides=dict(overrides),
-        steps=steps,
-    )

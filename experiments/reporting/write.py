@@ -17,8 +17,9 @@ import pandas as pd
 
 from analysis.references import env_base, load_references, paper_values
 from analysis.report import STATUS_FILE, ReportInput, build_report
+from analysis.scores import with_scores
 from analysis.verdicts import LEGEND, SYMBOLS
-from experiments.reporting.comparison import MATCHED, Comparison, build_comparison
+from experiments.reporting.comparison import MATCHED, Comparison
 from experiments.reporting.protocol import protocol_of, split
 from experiments.store import ResultsStore, RunSpec, readable_as_umask_allows, write_atomic
 from replications.core.config import load_paper_config
@@ -121,6 +122,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         baselines.append((group.key, group.label))
     relation = c.relation
     extra_pairs = list(c.extra_pairs)
+    runs = with_scores(runs, store.root)  # every run drawn, the grid's and its baselines'
     runs["device"] = [where_it_ran(meta(path)) for path in runs.path]
     labels = {"ours": "ours", "sb3": "SB3", **dict(baselines)}
     runs, set_apart, protocol_note, n_apart = one_protocol(runs, meta, labels)
@@ -264,33 +266,6 @@ def variant_grids(reports_root: Path) -> list[dict[str, Any]]:
         if grid["steps"] or grid["overrides"]:
             grids.append(grid)
     return grids
-
-
-def write_all(store: ResultsStore, reports_root: Path) -> Iterator[Path]:
-    """Write every report the store has runs for: each algorithm's budgets (paper, quick, crosscheck...) with
-    at least one stored run of its grid, then the grids written before with ``--steps`` or ``--set``; yields
-    each report's folder as it is written."""
-    from experiments.grid import plan_grid
-    from experiments.registry import ALGOS
-
-    done = set(store.read_index().run_id)
-    for algo in ALGOS:
-        for budget in load_paper_config(algo).budgets:
-            specs = plan_grid(algo, budget)
-            if done & {s.run_id for s in specs}:
-                yield write_report(build_comparison(algo, budget, specs), store, reports_root)
-    for grid in variant_grids(reports_root):
-        specs = plan_grid(
-            grid["algo"],
-            grid["budget"],
-            seeds=grid["seeds"],
-            envs=grid["envs"],
-            impls=grid["impls"],
-            overrides=grid["overrides"],
-            steps=grid["steps"],
-        )
-        comparison = build_comparison(grid["algo"], grid["budget"], specs, grid["overrides"], grid["steps"])
-        yield write_report(comparison, store, reports_root)
 
 
 def read_statuses(reports_root: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.scores import with_scores
 from analysis.stats import probability_of_improvement
 from experiments.grid import execute, plan_grid, run_grid
 from experiments.store import ResultsStore, provenance
@@ -47,7 +48,8 @@ def run_suite(algo: str, seed_offset: int, workers: int, overrides: dict | None 
             if failures:
                 raise RuntimeError(f"regress suite runs failed: {failures}")
             rows = store.read_index().to_dict("records")
-    df = pd.DataFrame(rows)[["env", "seed", "score", "steps", "config_id"]].sort_values(["env", "seed"])
+        scored = with_scores(pd.DataFrame(rows), store.root)
+    df = scored[["env", "seed", "score", "steps", "config_id"]].sort_values(["env", "seed"])
     return df.reset_index(drop=True)
 
 

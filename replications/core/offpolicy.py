@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -78,6 +78,25 @@ def make_off_policy_envs(env_id: str, seed: int) -> tuple[gym.Env, gym.Env]:
     return UnitBoxActions(make_env(env_id, seed, RAW), seed), UnitBoxActions(make_env(env_id, seed + 1, RAW), seed)
 
 
+class OffPolicyConfig(Protocol):
+    """The schedule fields every off-policy config (SAC, DDPG) has, each cited in its config."""
+
+    @property
+    def warmup_steps(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def gradient_steps(self) -> int: ...
+
+    @property
+    def eval_every(self) -> int: ...
+
+    @property
+    def eval_episodes(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class OffPolicySchedule:
     total_steps: int
@@ -91,7 +110,7 @@ class OffPolicySchedule:
     log_every: int
 
     @classmethod
-    def from_config(cls, cfg: Any, total_steps: int, log_every: int = 1000) -> OffPolicySchedule:
+    def from_config(cls, cfg: OffPolicyConfig, total_steps: int, log_every: int = 1000) -> OffPolicySchedule:
         """The schedule of an off-policy config (``warmup_steps, batch_size, gradient_steps, eval_every,
         eval_episodes``), shared by our SAC and DDPG and their SB3 adapters."""
         return cls(

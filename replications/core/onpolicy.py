@@ -47,7 +47,25 @@ class Networks:
     value_activation: Literal["tanh", "relu"]
 
 
-def networks(cfg: Any, value_hidden_sizes: tuple[int, ...], value_activation: Literal["tanh", "relu"]) -> Networks:
+class PolicyConfig(Protocol):
+    """The policy fields every on-policy config has."""
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]: ...
+
+    @property
+    def activation(self) -> Literal["tanh", "relu"]: ...
+
+    @property
+    def init_log_std(self) -> float: ...
+
+    @property
+    def orthogonal_init(self) -> bool: ...
+
+
+def networks(
+    cfg: PolicyConfig, value_hidden_sizes: tuple[int, ...], value_activation: Literal["tanh", "relu"]
+) -> Networks:
     """The policy from the config's ``hidden_sizes, activation, init_log_std, orthogonal_init`` (fields every
     on-policy config has), the value function as the config says (its own fields, or the policy's)."""
     return Networks(
