@@ -1,5 +1,5 @@
 """``rlrepro``: a thin command line (argument parsing and printing) over the rooms of ``experiments/``: grid/
-(plan and run), reporting/, store.py, publish.py, tools/ (bench, regress, fingerprint).
+(plan and run), reporting/, store.py, publish.py, tools/ (bench, regress, fingerprint, lockstep).
 
 Bad input gets one line, ``rlrepro: error: <what was wrong; what is allowed>``, and exit status 2.
 """
@@ -250,6 +250,24 @@ def _regress(args: argparse.Namespace) -> int:
     )
 
 
+def _lockstep(args: argparse.Namespace) -> int:
+    from experiments.tools.lockstep import lockstep
+    from replications.core.config import parse_overrides
+
+    result = lockstep(
+        args.algo,
+        args.env,
+        updates=args.updates,
+        keep=tuple(args.keep or ()),
+        seed=args.seed,
+        time_limit=args.time_limit,
+        tolerance=args.tolerance,
+        overrides=parse_overrides(args.set),
+    )
+    print(result.line(args.algo, args.env, args.tolerance))
+    return 0 if result.identical else 1
+
+
 def _fingerprint(args: argparse.Namespace) -> int:
     from experiments.tools.fingerprint import update_golden
 
@@ -386,6 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="run the suite with these overrides")
     g.set_defaults(func=_regress)
+
+    lk = sub.add_parser(
+        "lockstep",
+        help="ours and SB3 from the same weights and randomness, compared update by update (exit 0 identical, 1 not)",
+    )
+    lk.add_argument("algo", help="sac or ddpg")
+    lk.add_argument("env")
+    lk.add_argument("--updates", type=_positive_int, default=500, help="gradient steps to compare (default 500)")
+    lk.add_argument("--keep", action="append", metavar="DIFFERENCE", help="leave this documented difference in place")
+    lk.add_argument("--seed", type=int, default=0)
+    lk.add_argument(
+        "--time-limit", type=_positive_int, help="truncate episodes at this many steps (both; default: the env's)"
+    )
+    lk.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference that agrees")
+    lk.add_argument("--set", action="append", metavar="KEY=VALUE", help="config overrides, for both")
+    lk.set_defaults(func=_lockstep)
 
     f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")
     f.add_argument("--update", action="store_true", help="after a deliberate change: this CPU kind's, others deleted")

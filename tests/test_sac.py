@@ -1,26 +1,22 @@
 """SAC on the shared off-policy core: its losses by hand, its gradient step against SB3's, and learning on
 Pendulum."""
 
-import copy
 import dataclasses
 
 import gymnasium as gym
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from torch.distributions import Normal
 
 from analysis.scores import score_of
 from experiments.baselines.sb3 import ADAPTERS
 from experiments.grid import execute, make_spec
 from experiments.store import ResultsStore
-from replications import sac
+from experiments.tools.lockstep import sac_into_sb3, shared_noise
 from replications.core.config import build_config, load_paper_config
-from replications.core.logging import RunLogger
 from replications.sac import (
     SACConfig,
     SquashedGaussianActor,
@@ -32,39 +28,6 @@ from replications.sac import (
     v_network,
     value_loss,
 )
-from tests.sb3_pairs import LegacyDraws, assert_same_episodes, time_limited_envs
-
-
-def load_ours_into_sb3(model: SAC, actor: dict, q1: dict, q2: dict, q1_target: dict, q2_target: dict) -> None:
-    """Our SAC's weights (state dicts) into SB3's: ours has one actor output layer [mu; log_std], SB3 two heads
-    on the same trunk; the critics are the same MLPs."""
-    act_dim = model.actor.mu.out_features
-    with torch.no_grad():
-        for i in (0, 2):
-            model.actor.latent_pi[i].weight.copy_(actor[f"net.{i}.weight"])
-            model.actor.latent_pi[i].bias.copy_(actor[f"net.{i}.bias"])
-        for head, rows in ((model.actor.mu, slice(0, act_dim)), (model.actor.log_std, slice(act_dim, None))):
-            head.weight.copy_(actor["net.4.weight"][rows])
-            head.bias.copy_(actor["net.4.bias"][rows])
-    nets = (*model.critic.q_networks, *model.critic_target.q_networks)
-    for theirs, ours in zip(nets, (q1, q2, q1_target, q2_target), strict=True):
-        theirs.load_state_dict(ours)
-
-
-def shared_noise(monkeypatch: pytest.MonkeyPatch, steepness: float = 1000.0) -> None:
-    """The same "random" draws in ours and SB3's: the reparameterisation noise a fixed function of the mean it
-    perturbs, eps = sin(steepness * mean) (ours draws for s' first, SB3 for s first, so a shared generator would
-    hand them different draws). A steep function spreads eps over [-1, 1] from nearby means; a gentle one keeps
-    float32 rounding from being amplified when the same draws must hold over hundreds of steps."""
-
-    def noise(mean: torch.Tensor) -> torch.Tensor:
-        return torch.sin(steepness * mean.detach())
-
-    def rsample(self: Normal, sample_shape: tuple = ()) -> torch.Tensor:
-        return self.loc + noise(self.loc) * self.scale
-
-    monkeypatch.setattr(torch, "randn_like", lambda t, *args, **kwargs: noise(t))
-    monkeypatch.setattr(Normal, "rsample", rsample)
 
 
 def test_sac_losses_by_hand():
@@ -139,27 +102,31 @@ def test_sac_gradient_steps_equal_sb3s_from_the_same_weights_and_minibatches(mon
     model.set_logger(configure(None, []))
     theirs_actor = model.actor
     ours_critics = (q1, q2, update.state["q1_target"], update.state["q2_target"])
-    load_ours_into_sb3(model, actor.state_dict(), *(net.state_dict() for net in ours_critics))
-    shared_noise(monkeypatch)
+    sac_into_sb3(model, {"actor": actor, "q1": q1, "q2": q2})  # targets: copies of q1, q2 at the start
     gen = torch.Generator().manual_seed(1)
-    for _ in range(5):
-        batch = {
-            "obs": torch.randn(n, obs_dim, generator=gen),
-            "actions": torch.rand(n, act_dim, generator=gen) * 2 - 1,
-            "next_obs": torch.randn(n, obs_dim, generator=gen),
-            "rewards": torch.randn(n, generator=gen),
-            "terminated": (torch.rand(n, generator=gen) < 0.3).float(),
-        }
-        samples = ReplayBufferSamples(
-            batch["obs"], batch["actions"], batch["next_obs"], batch["terminated"][:, None], batch["rewards"][:, None]
-        )
-        monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, samples=samples, **kwargs: samples)
-        stats = update(batch)
-        model.train(gradient_steps=1, batch_size=n)
-        logged = model.logger.name_to_value
-        assert float(stats["critic_loss"]) == pytest.approx(logged["train/critic_loss"], rel=1e-4)
-        assert float(stats["actor_loss"]) == pytest.approx(logged["train/actor_loss"], rel=1e-4)
-        assert float(stats["alpha"]) == pytest.approx(logged["train/ent_coef"], rel=1e-6)
+    with shared_noise(steepness=1000.0):  # the same reparameterisation noise in both
+        for _ in range(5):
+            batch = {
+                "obs": torch.randn(n, obs_dim, generator=gen),
+                "actions": torch.rand(n, act_dim, generator=gen) * 2 - 1,
+                "next_obs": torch.randn(n, obs_dim, generator=gen),
+                "rewards": torch.randn(n, generator=gen),
+                "terminated": (torch.rand(n, generator=gen) < 0.3).float(),
+            }
+            samples = ReplayBufferSamples(
+                batch["obs"],
+                batch["actions"],
+                batch["next_obs"],
+                batch["terminated"][:, None],
+                batch["rewards"][:, None],
+            )
+            monkeypatch.setattr(model.replay_buffer, "sample", lambda *args, samples=samples, **kwargs: samples)
+            stats = update(batch)
+            model.train(gradient_steps=1, batch_size=n)
+            logged = model.logger.name_to_value
+            assert float(stats["critic_loss"]) == pytest.approx(logged["train/critic_loss"], rel=1e-4)
+            assert float(stats["actor_loss"]) == pytest.approx(logged["train/actor_loss"], rel=1e-4)
+            assert float(stats["alpha"]) == pytest.approx(logged["train/ent_coef"], rel=1e-6)
     log_alpha = float(update.state["log_alpha"].detach())
     assert log_alpha == pytest.approx(float(model.log_ent_coef.detach()), rel=1e-5)
     assert log_alpha < 0  # it moved: five steps of 3e-4
@@ -176,59 +143,6 @@ def test_sac_gradient_steps_equal_sb3s_from_the_same_weights_and_minibatches(mon
     ]
     for ours, theirs in pairs:
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
-
-
-@pytest.mark.slow
-def test_sac_training_loop_equals_sb3s_learn_under_the_same_randomness(tmp_path, monkeypatch):
-    """The whole cross-check pair, not only the gradient step: our off-policy driver with our SAC (warm-up,
-    exploration, storing, termination vs truncation, minibatch sampling, updates, evaluation) and SB3's
-    ``SAC.learn`` through our adapter, from the same weights and fed the same randomness, take the same actions:
-    the same training and evaluation episodes, and the same weights after 500 gradient steps on Hopper, with
-    terminations and (a 30-step time limit) truncations. Ours runs with SB3's 1e-6 inside the tanh correction's
-    log (``log_prob_epsilon``, the one setting that differs); what is left between the two implementations'
-    scores is their random streams."""
-    steps, time_limit = 600, 30
-    cfg = build_config(SACConfig, load_paper_config("sac").values, "sac")
-    cfg = dataclasses.replace(cfg, hidden_sizes=(32, 32), batch_size=32, warmup_steps=100, eval_every=300)
-    cfg = dataclasses.replace(cfg, eval_episodes=2)
-    shared_noise(monkeypatch, steepness=1.0)
-    time_limited_envs(monkeypatch, time_limit)
-    start: dict[str, dict] = {}
-
-    def keep_start(cfg: SACConfig, actor, q1, q2, act_dim: int, v=None):  # noqa: ANN001, ANN202
-        nets = {"actor": actor, "q1": q1, "q2": q2}
-        start.update({name: copy.deepcopy(net.state_dict()) for name, net in nets.items()})
-        return make_update(cfg, actor, q1, q2, act_dim, v)
-
-    with monkeypatch.context() as ours_only:
-        ours_only.setattr(sac, "make_update", keep_start)
-        ours_only.setattr(np.random, "default_rng", lambda seed=None: LegacyDraws())
-        sac.train("Hopper-v5", dataclasses.replace(cfg, log_prob_epsilon=1e-6), 0, steps, RunLogger(tmp_path / "ours"))
-
-    setup_model = SAC._setup_model
-
-    def setup_from_ours_start(self: SAC) -> None:
-        setup_model(self)
-        load_ours_into_sb3(self, start["actor"], start["q1"], start["q2"], start["q1"], start["q2"])
-
-    monkeypatch.setattr(SAC, "_setup_model", setup_from_ours_start)
-    ADAPTERS["sac"].train("Hopper-v5", cfg, 0, steps, RunLogger(tmp_path / "sb3"))
-
-    episodes = assert_same_episodes(tmp_path / "ours", tmp_path / "sb3")
-    after_warmup = episodes[episodes.step > cfg.warmup_steps]
-    assert (after_warmup.length == time_limit).any() and (after_warmup.length < time_limit).any()
-    ours, theirs = torch.load(tmp_path / "ours" / "model.pt"), torch.load(tmp_path / "sb3" / "model.pt")["policy"]
-    assert not torch.allclose(ours["actor"]["net.0.weight"], start["actor"]["net.0.weight"], atol=1e-3)
-    d = ours["actor"]["net.4.weight"].shape[0] // 2
-    pairs = [
-        (ours["actor"]["net.0.weight"], theirs["actor.latent_pi.0.weight"]),
-        (ours["actor"]["net.2.weight"], theirs["actor.latent_pi.2.weight"]),
-        (ours["actor"]["net.4.weight"][:d], theirs["actor.mu.weight"]),
-        (ours["actor"]["net.4.weight"][d:], theirs["actor.log_std.weight"]),
-        *((ours[q][key], theirs[f"critic.qf{i}.{key}"]) for i, q in enumerate(("q1", "q2")) for key in ours[q]),
-    ]
-    for a, b in pairs:
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -1,0 +1,103 @@
+"""``rlrepro lockstep``: ours and SB3 from the same weights and randomness, compared update by update."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.tools.lockstep import Trace, compare, lockstep
+from replications.core.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = {"hidden_sizes": [32, 32], "batch_size": 32}  # the paper's settings otherwise
+
+
+def _step(action: float, updates: int, terminated: bool = False) -> dict:
+    row = {"action": np.array([action]), "reward": 1.0, "terminated": terminated, "truncated": False}
+    return {**row, "updates": updates}
+
+
+def _update(loss: float, params: float) -> dict:
+    return {"critic_loss": np.array([loss]), "actor parameters": np.array([1.0, params, 0.0, 0.0, 0.0])}
+
+
+def test_identical_traces_report_the_largest_difference_seen():
+    a = Trace([[_step(0.5, 0), _step(0.25, 1)]], [_update(2.0, 0.1), _update(1.0, 0.2)])
+    b = Trace([[_step(0.5, 0), _step(0.25 + 1e-6, 1)]], [_update(2.0, 0.1), _update(1.0 + 2e-5, 0.2)])
+    r = compare(a, b, tolerance=1e-4)
+    assert r.identical and r.updates == 2
+    assert r.quantity == "critic_loss" and r.difference == pytest.approx(2e-5, rel=1e-3)
+
+
+def test_the_first_parting_in_time_order_is_reported_with_both_values():
+    """An env step after update 1 parts, and update 2's loss parts too: the step comes first (it is before
+    update 2), and what agreed before it is reported with its largest difference."""
+    a = Trace([[_step(0.5, 0), _step(0.3, 1), _step(0.1, 2)]], [_update(2.0, 0.1), _update(1.0, 0.2)])
+    b = Trace([[_step(0.5, 0), _step(0.4, 1), _step(0.1, 2)]], [_update(2.0, 0.1), _update(1.5, 0.2)])
+    r = compare(a, b, tolerance=1e-4)
+    assert not r.identical and r.where == "training env step 2 (after 1 updates)" and r.quantity == "action"
+    assert (float(r.ours[0]), float(r.theirs[0])) == (0.3, 0.4) and r.difference == pytest.approx(0.1)
+    b.env_steps[0][1] = _step(0.3, 1)  # the step agrees: now update 2's loss is the first parting
+    r = compare(a, b, tolerance=1e-4)
+    assert (r.where, r.quantity, r.updates) == ("update 2", "critic_loss", 1)
+    assert r.difference == pytest.approx(0.5 / 1.5)
+
+
+def test_parameters_are_compared_relative_to_their_norm_and_counts_must_match():
+    a = Trace([], [_update(1.0, 0.1)])
+    b = Trace([], [_update(1.0, 0.1 + 5e-5)])  # 5e-5 of a norm of 1: within 1e-4
+    assert compare(a, b, 1e-4).identical
+    b = Trace([], [_update(1.0, 0.1), _update(1.0, 0.1)])
+    r = compare(a, b, 1e-4)
+    assert not r.identical and r.quantity == "number of updates" and (r.ours, r.theirs) == (1, 2)
+
+
+def test_a_halved_polyak_rate_in_ours_is_found_at_the_first_update_in_the_target_step():
+    """A planted difference (ours' tau halved, SB3 at the config's): located at update 1, in the target actor's
+    step, though every loss, the actor's and critic's steps and all parameters still agree there."""
+    r = lockstep("ddpg", "Hopper-v5", updates=5, time_limit=30, overrides=SMALL, ours_overrides={"tau": 0.0005})
+    assert not r.identical and (r.where, r.updates, r.quantity) == ("update 1", 0, "actor_target step")
+    assert r.difference > 0.1 and r.ours[0] < r.theirs[0]  # a smaller step (entry 0: its norm)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["ddpg", "sac"])
+def test_the_aligned_pair_is_identical_for_500_updates_through_terminations_and_truncations(algo):
+    """The cross-check's off-policy pairs are the same algorithm: with the adapter's documented differences
+    aligned, from the same weights and randomness, every env step (training and evaluation) and every update
+    (losses, temperature, each network's step and parameters, targets included) agree for 500 gradient steps
+    on Hopper with a 30-step time limit, so episodes both terminate and truncate inside the window."""
+    r = lockstep(algo, "Hopper-v5", updates=500, time_limit=30, overrides=SMALL)
+    assert r.identical, r.line(algo, "Hopper-v5", 1e-4)
+    assert r.updates == 500 and r.terminations > 0 and r.truncations > 0
+
+
+def test_keeping_a_documented_difference_shows_its_effect_on_its_own():
+    """DDPG with the warm-up kept (SB3 adds its exploration noise to the uniform warm-up actions, ours does
+    not): the pair parts at the very first action, before any update."""
+    r = lockstep("ddpg", "Hopper-v5", updates=1, time_limit=30, overrides=SMALL, keep=("warmup_noise",))
+    assert not r.identical and (r.where, r.quantity) == ("training env step 1 (after 0 updates)", "action")
+
+
+def test_an_architectural_difference_kept_is_refused_in_one_line():
+    with pytest.raises(UserError, match="cannot start from the same weights"):
+        lockstep("ddpg", "Hopper-v5", updates=1, overrides=SMALL, keep=("action_layer",))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ppo", "Hopper-v5"], "lockstep has no trace for 'ppo' yet; allowed: sac, ddpg"),
+        (["sac", "Hopper-v5", "--keep", "tau"], "--keep tau: not a documented difference of sac; allowed"),
+        (["sac", "Pong-v5"], "unknown env 'Pong-v5'"),
+        (["sac", "Hopper-v5", "--updates", "0"], "--updates: must be a positive integer"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "lockstep", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
