@@ -82,6 +82,8 @@ class ReportInput:
     reference_note: str = ""
     deviations: list[str] = field(default_factory=list)
     sb3_differences: list[str] = field(default_factory=list)
+    lockstep: list[str] | None = None
+    """The pair's recorded lockstep results (rlrepro lockstep), where the report has an SB3 pair."""
     missing: list[str] = field(default_factory=list)
     command: str = ""
     baselines: list[tuple[str, str]] = field(default_factory=lambda: [("sb3", "SB3")])
@@ -606,6 +608,23 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     return summary
 
 
+def _lockstep_html(inp: ReportInput) -> str:
+    """Where ours and SB3 part under the same weights and randomness (rlrepro lockstep), beside the verdicts."""
+    if inp.lockstep is None:
+        return ""
+    how = (
+        f"<p>Recorded by <code>rlrepro lockstep {html.escape(inp.algo)} ENV</code>: ours and SB3 from the same "
+        "weights and randomness, every documented difference above aligned unless kept, compared step by step "
+        "and update by update.</p>"
+    )
+    body = (
+        _list(inp.lockstep)
+        if inp.lockstep
+        else f"<p>none recorded (run <code>rlrepro lockstep {html.escape(inp.algo)} ENV</code>)</p>"
+    )
+    return f"\n<h2>Lockstep with SB3</h2>{how}{body}"
+
+
 def _list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
 
@@ -711,7 +730,7 @@ against {html.escape(inp.baseline_label)}, the table below it against each. <b>C
 verdict only where the metric, the settings and the step budget match (why_no_verdict otherwise).</p>
 <!-- like-for-like -->
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
-<h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}
+<h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}{_lockstep_html(inp)}
 <h2>Missing runs</h2>{_list(inp.missing)}
 <h2>Runs set apart (another protocol)</h2><p>{html.escape(inp.protocol)}</p>{_list(inp.set_apart)}
 <h2>Provenance</h2>{provenance.to_html(index=False)}

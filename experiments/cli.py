@@ -251,7 +251,8 @@ def _regress(args: argparse.Namespace) -> int:
 
 
 def _lockstep(args: argparse.Namespace) -> int:
-    from experiments.tools.lockstep import lockstep
+    from experiments.grid import results_root
+    from experiments.tools.lockstep import lockstep, record
     from replications.core.config import parse_overrides
 
     result = lockstep(
@@ -265,6 +266,11 @@ def _lockstep(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.set),
     )
     print(result.line(args.algo, args.env, args.tolerance))
+    if not args.no_record:
+        settings = {"updates": args.updates, "keep": sorted(args.keep or []), "seed": args.seed}
+        settings.update(time_limit=args.time_limit, set=parse_overrides(args.set))
+        out = record(result, args.algo, args.env, results_root(args.results), settings, args.tolerance)
+        print(f"recorded: {out} (shown in {args.algo}'s reports)")
     return 0 if result.identical else 1
 
 
@@ -419,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lk.add_argument("--tolerance", type=float, default=1e-4, help="largest relative difference that agrees")
     lk.add_argument("--set", action="append", metavar="KEY=VALUE", help="config overrides, for both")
+    lk.add_argument("--results", help="results root whose lockstep/ folder keeps the record (default results)")
+    lk.add_argument("--no-record", action="store_true", help="print the result only")
     lk.set_defaults(func=_lockstep)
 
     f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")

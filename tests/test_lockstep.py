@@ -101,3 +101,24 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     )
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_the_command_records_its_result_and_the_reports_read_it(tmp_path):
+    """`rlrepro lockstep` keeps its result with the settings and provenance under <results>/lockstep/; the
+    reports of the algorithm list it (a damaged record is a one-line error naming it)."""
+    from experiments.reporting.write import lockstep_lines
+
+    args = ["ddpg", "Hopper-v5", "--updates", "2", "--time-limit", "30", "--results", str(tmp_path)]
+    args += ["--set", "hidden_sizes=[32,32]", "--set", "batch_size=32"]
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "lockstep", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    (path,) = (tmp_path / "lockstep").glob("ddpg-Hopper-v5*.json")
+    (line,) = lockstep_lines(tmp_path, "ddpg")
+    assert line.startswith("ddpg Hopper-v5: identical for 2 updates") and "commit " in line
+    assert "--set batch_size=32" in line and "time limit 30" in line
+    assert lockstep_lines(tmp_path, "sac") == []
+    path.write_text("{")
+    with pytest.raises(UserError, match="lockstep record .* is not readable"):
+        lockstep_lines(tmp_path, "ddpg")

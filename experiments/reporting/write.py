@@ -141,6 +141,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         else "No paper reports numbers for this budget; it is a cross-check of ours against the baseline only.",
         deviations=paper.deviations,
         sb3_differences=differences,
+        lockstep=lockstep_lines(store.root, algo) if any(s.impl == "sb3" for s in specs) else None,
         missing=missing,
         command=f"rlrepro report {algo} --budget {budget}"
         + (f" --steps {steps}" if steps else "")
@@ -266,6 +267,27 @@ def variant_grids(reports_root: Path) -> list[dict[str, Any]]:
         if grid["steps"] or grid["overrides"]:
             grids.append(grid)
     return grids
+
+
+def lockstep_lines(root: Path, algo: str) -> list[str]:
+    """Each recorded lockstep of ``algo`` (``<root>/lockstep/*.json``, written by ``rlrepro lockstep``), as one
+    line with its settings and provenance."""
+    lines = []
+    for path in sorted((Path(root) / "lockstep").glob(f"{algo}-*.json")):
+        try:
+            rec = json.loads(path.read_text())
+            if rec.get("algo") != algo:
+                continue
+            settings = [f"{rec['updates']:,} updates", f"seed {rec['seed']}", f"tolerance {rec['tolerance']:g}"]
+            settings += [f"time limit {rec['time_limit']}"] if rec.get("time_limit") else []
+            settings += [f"--set {k}={json.dumps(v)}" for k, v in sorted(rec.get("set", {}).items())]
+            settings += [f"kept: {', '.join(rec['keep'])}"] if rec.get("keep") else []
+            dirty = ", uncommitted changes" if rec.get("dirty") else ""
+            made = f"commit {str(rec['commit'])[:8]}{dirty}, {str(rec['date'])[:10]}, {rec.get('cpu')}"
+            lines.append(f"{rec['line']} [{'; '.join(settings)}; {made}]")
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"lockstep record {path} is not readable ({err}); delete it or record it again") from err
+    return lines
 
 
 def read_statuses(reports_root: Path) -> list[tuple[Path, dict[str, Any]]]:

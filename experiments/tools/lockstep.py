@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -485,6 +486,38 @@ def compare(ours: Trace, theirs: Trace, tolerance: float) -> Result:
 def _largest(seen: list[tuple[int, int, float, str]]) -> tuple[float, str]:
     """(difference, quantity) of the largest difference seen."""
     return max(((x[2], x[3]) for x in seen), default=(0.0, "nothing"))
+
+
+# -- the record ---------------------------------------------------------------------------------------------------
+LOCKSTEP_DIR = "lockstep"
+"""Under a results root: one JSON record per pair, env and settings, read by the reports (write.py)."""
+
+
+def record(result: Result, algo: str, env_id: str, root: Path, settings: dict[str, Any], tolerance: float) -> Path:
+    """Store the result with what produced it (settings, commit, dirty flag, machine, libraries, date):
+    ``<root>/lockstep/<algo>-<env>[-<key=value>...].json``; the reports of ``algo`` show it."""
+    from experiments.store import provenance, write_atomic
+
+    facts = provenance()
+    slug = "".join(f"-{k}={json.dumps(v, separators=(',', ':'))}" for k, v in sorted(settings.get("set", {}).items()))
+    out = Path(root) / LOCKSTEP_DIR / f"{algo}-{env_id}{slug}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "algo": algo,
+        "env": env_id,
+        **settings,
+        "tolerance": tolerance,
+        "identical": result.identical,
+        "line": result.line(algo, env_id, tolerance),
+        "updates": result.updates,
+        "where": result.where,
+        "quantity": result.quantity,
+        "difference": result.difference,
+        **{k: facts.get(k) for k in ("commit", "dirty", "cpu", "packages")},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_atomic(out, json.dumps(body, indent=1, default=str) + "\n")
+    return out
 
 
 # -- the command -------------------------------------------------------------------------------------------------
