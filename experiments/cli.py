@@ -252,13 +252,14 @@ def _regress(args: argparse.Namespace) -> int:
 
 def _lockstep(args: argparse.Namespace) -> int:
     from experiments.grid import results_root
-    from experiments.tools.lockstep import lockstep, record
+    from experiments.tools.lockstep import default_updates, lockstep, record
     from replications.core.config import parse_overrides
 
+    updates = args.updates or default_updates(args.algo)
     result = lockstep(
         args.algo,
         args.env,
-        updates=args.updates,
+        updates=updates,
         keep=tuple(args.keep or ()),
         seed=args.seed,
         time_limit=args.time_limit,
@@ -267,7 +268,7 @@ def _lockstep(args: argparse.Namespace) -> int:
     )
     print(result.line(args.algo, args.env, args.tolerance))
     if not args.no_record:
-        settings = {"updates": args.updates, "keep": sorted(args.keep or []), "seed": args.seed}
+        settings = {"updates": updates, "keep": sorted(args.keep or []), "seed": args.seed}
         settings.update(time_limit=args.time_limit, set=parse_overrides(args.set))
         out = record(result, args.algo, args.env, results_root(args.results), settings, args.tolerance)
         print(f"recorded: {out} (shown in {args.algo}'s reports)")
@@ -415,9 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
         "lockstep",
         help="ours and SB3 from the same weights and randomness, compared update by update (exit 0 identical, 1 not)",
     )
-    lk.add_argument("algo", help="sac or ddpg")
+    lk.add_argument("algo", help="ppo, sac or ddpg")
     lk.add_argument("env")
-    lk.add_argument("--updates", type=_positive_int, default=500, help="gradient steps to compare (default 500)")
+    lk.add_argument(
+        "--updates",
+        type=_positive_int,
+        help="updates to compare: gradient steps off-policy (default 500), iterations on-policy (default 20)",
+    )
     lk.add_argument("--keep", action="append", metavar="DIFFERENCE", help="leave this documented difference in place")
     lk.add_argument("--seed", type=int, default=0)
     lk.add_argument(

@@ -12,6 +12,10 @@ from replications.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"hidden_sizes": [32, 32], "batch_size": 32}  # the paper's settings otherwise
+# PPO: short rollouts, and a learning rate at which few samples reach the clip boundary in 20 iterations (at
+# 3e-4 a ratio eventually lands between the two's float32 roundings of 1 +- epsilon, where the clipped
+# surrogate's gradient switches off: the README's lockstep table gives where the paper's settings part)
+PPO_SMALL = {"horizon": 256, "minibatch_size": 64, "learning_rate": 1e-4}
 
 
 def _step(action: float, updates: int, terminated: bool = False) -> dict:
@@ -74,6 +78,45 @@ def test_the_aligned_pair_is_identical_for_500_updates_through_terminations_and_
     assert r.updates == 500 and r.terminations > 0 and r.truncations > 0
 
 
+def test_the_ppo_pair_is_identical_for_20_iterations_through_terminations_and_truncations():
+    """PPO, ours against SB3's PPO through the adapter, with its three documented differences aligned (the
+    learning-rate annealing's timing, value clipping, the final observation in the observation statistics):
+    every action of 20 rollouts, and after each iteration the losses, the advantages and value targets, and
+    both networks' steps and parameters agree, on Hopper with a 30-step limit (terminations and truncations)."""
+    r = lockstep("ppo", "Hopper-v5", updates=20, time_limit=30, overrides=PPO_SMALL)
+    assert r.identical, r.line("ppo", "Hopper-v5", 1e-4)
+    assert r.updates == 20 and r.terminations > 0 and r.truncations > 0
+
+
+def test_advantage_normalisation_planted_off_in_ours_is_found_in_the_first_update_policy_loss():
+    """A planted difference in PPO (ours without advantage normalisation): the rollout agrees, and the pair
+    parts at update 1 in the surrogate's value."""
+    r = lockstep(
+        "ppo",
+        "Hopper-v5",
+        updates=2,
+        time_limit=30,
+        overrides=PPO_SMALL,
+        ours_overrides={"normalize_advantages": False},
+    )
+    assert not r.identical and (r.where, r.updates, r.quantity) == ("update 1", 0, "policy_loss")
+    assert r.before[0] < 1e-6  # every action of the first rollout agreed
+
+
+@pytest.mark.parametrize(
+    "difference, where, quantity",
+    [
+        # the first episode ends at step 30 (truncated): SB3's statistics then miss the final observation
+        ("final_observation_statistics", "training env step 31 (after 0 updates)", "action"),
+        ("value_clipping", "update 1", "value_loss"),
+        ("lr_annealing", "update 1", "policy_loss"),
+    ],
+)
+def test_each_kept_ppo_difference_shows_where_it_acts(difference, where, quantity):
+    r = lockstep("ppo", "Hopper-v5", updates=2, time_limit=30, overrides=PPO_SMALL, keep=(difference,))
+    assert not r.identical and (r.where, r.quantity) == (where, quantity)
+
+
 def test_keeping_a_documented_difference_shows_its_effect_on_its_own():
     """DDPG with the warm-up kept (SB3 adds its exploration noise to the uniform warm-up actions, ours does
     not): the pair parts at the very first action, before any update."""
@@ -89,7 +132,7 @@ def test_an_architectural_difference_kept_is_refused_in_one_line():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["ppo", "Hopper-v5"], "lockstep has no trace for 'ppo' yet; allowed: sac, ddpg"),
+        (["trpo", "Hopper-v5"], "lockstep has no trace for 'trpo' yet; allowed: sac, ppo, ddpg"),
         (["sac", "Hopper-v5", "--keep", "tau"], "--keep tau: not a documented difference of sac; allowed"),
         (["sac", "Pong-v5"], "unknown env 'Pong-v5'"),
         (["sac", "Hopper-v5", "--updates", "0"], "--updates: must be a positive integer"),

@@ -302,6 +302,12 @@ VALUE_CLIPPING = (
     "clip_range per batch towards its target, they differ when it overshoots."
 )
 
+FINAL_OBSERVATIONS = (
+    "Observation statistics: ours counts each episode's final observation in the running mean/variance (then "
+    "the reset observation); SB3's VecNormalize, like baselines', counts only the observations the policy acts on "
+    "and standardises the final one after the reset observation has updated them (found by rlrepro lockstep ppo)."
+)
+
 ADAPTERS: dict[str, SB3Adapter] = {
     "ppo": SB3Adapter(
         PPO,
@@ -328,6 +334,7 @@ ADAPTERS: dict[str, SB3Adapter] = {
             "SB3 anneals the learning rate after each rollout (progress_remaining), ours before it: one iteration "
             "apart.",
             "Normalisation by SB3's VecNormalize (same running mean/var formulas, epsilon 1e-8).",
+            lambda c, k: FINAL_OBSERVATIONS if c.normalize_observations else None,
             lambda c, k: VALUE_CLIPPING if c.clip_value_loss else None,
         ),
         off_policy=False,
@@ -370,6 +377,7 @@ ADAPTERS: dict[str, SB3Adapter] = {
             "sb3-contrib's line search bounds KL(pi_new || pi_old), ours KL(pi_old || pi_new) (the same to second "
             "order, the quantity both steps are sized by); it accepts KL < target_kl (strict), ours KL <= delta.",
             "Observation clipping by SB3's VecNormalize (same running mean/var).",
+            lambda c, k: FINAL_OBSERVATIONS if c.normalize_observations else None,
         ),
         off_policy=False,
         per_action_dim=True,

@@ -5,18 +5,27 @@ Both implementations train under the grid's settings (the paper config resolved 
 real training loops: ours in our driver, SB3's ``learn`` through our adapter (experiments/baselines/sb3.py).
 Before they start, the SB3 model is given our initial weights; they are fed the same randomness (minibatch rows
 and exploration noise drawn as SB3 draws them, from NumPy's global generator seeded by the run's seed; SAC's
-reparameterisation noise a fixed function of the mean it perturbs, as neither library's draw order is the
-other's); and each documented difference of the adapter that can be aligned is aligned (``ALIGNMENTS``;
-``--keep NAME`` leaves one in place, so its effect is seen on its own). Each run records a trace:
+reparameterisation noise and PPO's action noise a fixed function of the mean they perturb, as neither library's
+draw order is the other's; PPO's minibatches in SB3's order); and each documented difference of the adapter
+that can be aligned is aligned (``ALIGNMENTS``; ``--keep NAME`` leaves one in place, so its effect is seen on its
+own). Each run records a trace:
 
 - every env step of the training env and of the evaluation env: action, reward, terminated, truncated;
-- after every update: each loss the two compute, the temperature (SAC), and every network's parameters
-  (actor, critics and their targets), each as a digest (its norm and four fixed random projections).
+- after every update: each loss the two compute, the temperature (SAC), PPO's advantages and value targets,
+  and every network's parameters (actor, critics and their targets) and the step the update took, each as a
+  digest (its norm and four fixed random projections).
+
+On-policy, SB3's env is stepped with the actions ours took (SB3's own action is still recorded and compared): a
+stochastic policy on MuJoCo's contacts turns float32 rounding into visible action differences within a few
+thousand steps, and one action sequence keeps the physics out of the comparison of the two algorithms' arithmetic.
+A difference in code rather than in a setting is aligned by patching SB3 to do as ours does (PPO's observation
+statistics), named like the others.
 
 The traces are compared in order; the result is either "identical for N updates" with the largest relative
 difference seen and where, or the first quantity and update at which they part beyond the tolerance, with
-both values. Exit status: 0 identical, 1 diverged, 2 usage error. Pairs: ``sac``, ``ddpg`` (the off-policy
-pairs); PPO and TRPO are not yet traced (a one-line error says so).
+both values. Exit status: 0 identical, 1 diverged, 2 usage error. Pairs: ``ppo`` (an update is an iteration:
+a rollout and its epochs), ``sac``, ``ddpg`` (an update is a gradient step); TRPO is not yet traced (a one-line
+error says so).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import gymnasium as gym
@@ -40,7 +49,8 @@ from torch import nn
 from torch.distributions import Normal
 
 from experiments.baselines.sb3 import ADAPTERS, SB3Adapter
-from replications import ddpg, sac
+from replications import ddpg, ppo, sac
+from replications.core import seeds as seeds_module
 from replications.core.algorithm import Update
 from replications.core.config import load_paper_config, resolve
 from replications.core.envs import check_env_id
@@ -60,6 +70,34 @@ class Alignment:
     """Settings of ours changed to SB3's."""
     both: dict[str, Any] = field(default_factory=dict)
     """Settings changed in both (where SB3 cannot take ours)."""
+    sb3: Callable[[], contextlib.AbstractContextManager[Any]] | None = None
+    """A difference in code rather than in a setting: SB3's code patched to do as ours does."""
+
+
+def _vecnormalize_counting_final_observations() -> contextlib.AbstractContextManager[Any]:
+    """SB3's ``VecNormalize.step_wait`` as our ``Normalize`` wrapper steps: an episode's final observation
+    updates the running statistics and is standardised by them before the reset observation updates them."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    def step_wait(self: Any) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.old_obs, self.old_reward = obs, rewards
+        for idx in np.flatnonzero(dones):
+            final = infos[idx].get("terminal_observation")
+            if final is not None:
+                if self.training and self.norm_obs:
+                    self.obs_rms.update(final[None])
+                infos[idx]["terminal_observation"] = self.normalize_obs(final)
+        if self.training and self.norm_obs:
+            self.obs_rms.update(obs)
+        obs = self.normalize_obs(obs)
+        if self.training:
+            self._update_reward(rewards)
+        rewards = self.normalize_reward(rewards)
+        self.returns[dones] = 0
+        return obs, rewards, dones, infos
+
+    return mock.patch.object(VecNormalize, "step_wait", step_wait)
 
 
 ALIGNMENTS: dict[str, tuple[Alignment, ...]] = {
@@ -68,6 +106,25 @@ ALIGNMENTS: dict[str, tuple[Alignment, ...]] = {
             "log_prob_epsilon",
             "SB3's tanh log-prob correction is log(1 - tanh(u)^2 + 1e-6); ours is exact: ours runs with SB3's 1e-6",
             ours={"log_prob_epsilon": 1e-6},
+        ),
+    ),
+    "ppo": (
+        Alignment(
+            "lr_annealing",
+            "SB3 anneals the learning rate after each rollout, ours before it (one iteration apart): both constant",
+            both={"anneal_learning_rate": False},
+        ),
+        Alignment(
+            "value_clipping",
+            "SB3's clip_range_vf clips the prediction without the reference code's max with the unclipped error: "
+            "both without value clipping",
+            both={"clip_value_loss": False},
+        ),
+        Alignment(
+            "final_observation_statistics",
+            "ours counts each episode's final observation in the running observation mean/variance; SB3's "
+            "VecNormalize (like baselines') counts only the observations the policy acts on: SB3 runs as ours",
+            sb3=_vecnormalize_counting_final_observations,
         ),
     ),
     "ddpg": (
@@ -239,6 +296,57 @@ def _ddpg_sb3(model: Any) -> dict[str, list[torch.Tensor]]:
     return {n: params_of(linears(net)) for n, net in nets.items()}
 
 
+def ppo_into_sb3(model: Any, start: dict[str, nn.Module]) -> None:
+    """Our policy (mean MLP, log-std) and value MLP into SB3's ActorCriticPolicy: the hidden layers into its
+    mlp_extractor's pi and vf networks, the output layers into action_net and value_net."""
+    pol, ours_policy = model.policy, cast(Any, start["policy"])
+    copy_layers(linears(ours_policy.mean), [*linears(pol.mlp_extractor.policy_net), pol.action_net])
+    copy_layers(linears(start["value"]), [*linears(pol.mlp_extractor.value_net), pol.value_net])
+    with torch.no_grad():
+        pol.log_std.copy_(ours_policy.log_std)
+
+
+def _ppo_ours(objects: dict[str, Any]) -> dict[str, list[torch.Tensor]]:
+    policy = objects["policy"]
+    return {"policy": [*params_of(linears(policy.mean)), policy.log_std], "value": params_of(linears(objects["value"]))}
+
+
+def _ppo_sb3(model: Any) -> dict[str, list[torch.Tensor]]:
+    pol = model.policy
+    return {
+        "policy": [*params_of([*linears(pol.mlp_extractor.policy_net), pol.action_net]), pol.log_std],
+        "value": params_of([*linears(pol.mlp_extractor.value_net), pol.value_net]),
+    }
+
+
+def _patched(target: Any, name: str, value: Any) -> contextlib.ExitStack:
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.object(target, name, value))
+    return stack
+
+
+def sb3_minibatch_order(n: int, epochs: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Minibatches as SB3's RolloutBuffer draws them: one ``np.random.permutation`` per epoch (NumPy's global
+    generator, which both runs seed with the run's seed), sliced in order."""
+    for _ in range(epochs):
+        yield from torch.from_numpy(np.random.permutation(n)).split(size)
+
+
+def _ppo_noise() -> contextlib.ExitStack:
+    """PPO's action noise in both, as a fixed function of the mean: SB3 samples through ``Normal.rsample``, ours
+    through the policy's NumPy snapshot (patched to the same eps = sin(mean))."""
+    from replications.core.networks import GaussianPolicy, numpy_forward
+
+    def numpy_actor(self: GaussianPolicy, rng: np.random.Generator) -> Callable[[np.ndarray], Any]:
+        mean = numpy_forward(self.mean)
+        std = np.exp(self.log_std.detach().numpy())
+        return lambda obs: (mean(obs) + std * np.sin(mean(obs))).astype(np.float32)
+
+    stack = shared_noise()
+    stack.enter_context(mock.patch.object(GaussianPolicy, "numpy_actor", numpy_actor))
+    return stack
+
+
 @dataclass(frozen=True)
 class Pair:
     module: Any
@@ -250,8 +358,19 @@ class Pair:
     ours_params: Callable[[dict[str, Any]], dict[str, list[torch.Tensor]]]
     sb3_params: Callable[[Any], dict[str, list[torch.Tensor]]]
     """Each implementation's networks (and SAC's log temperature) as parameter lists in our layout."""
-    losses: dict[str, str]
-    """Our statistic -> SB3's logger key, for each loss (and temperature) both compute."""
+    losses: dict[str, tuple[str, float]]
+    """Our statistic -> (SB3's logger key, the factor that puts SB3's value on our scale), for each loss (and
+    temperature) both compute."""
+    on_policy: bool = False
+    """One update per iteration (SB3's ``train()`` once per rollout), else one per gradient step."""
+    both: Callable[[], contextlib.ExitStack] = contextlib.ExitStack
+    """The same randomness, patched in both runs."""
+    ours_only: Callable[[], contextlib.ExitStack] = contextlib.ExitStack
+    """Ours drawing as SB3 draws, patched in our run only."""
+    drive_envs: bool = False
+    """SB3's envs stepped with our actions (its own still recorded and compared): a stochastic policy on
+    MuJoCo's contacts turns float32 rounding (1e-7) into visible action differences within a few thousand
+    steps; driving both with one action sequence keeps the physics out of the comparison of the arithmetic."""
 
 
 PAIR: dict[str, Pair] = {
@@ -263,7 +382,13 @@ PAIR: dict[str, Pair] = {
         sac_into_sb3,
         _sac_ours,
         _sac_sb3,
-        {"critic_loss": "train/critic_loss", "actor_loss": "train/actor_loss", "alpha": "train/ent_coef"},
+        {
+            "critic_loss": ("train/critic_loss", 1.0),
+            "actor_loss": ("train/actor_loss", 1.0),
+            "alpha": ("train/ent_coef", 1.0),
+        },
+        both=lambda: shared_noise(),
+        ours_only=lambda: _patched(np.random, "default_rng", lambda seed=None: LegacyDraws()),
     ),
     "ddpg": Pair(
         ddpg,
@@ -273,7 +398,26 @@ PAIR: dict[str, Pair] = {
         ddpg_into_sb3,
         _ddpg_ours,
         _ddpg_sb3,
-        {"critic_loss": "train/critic_loss", "actor_loss": "train/actor_loss"},
+        {"critic_loss": ("train/critic_loss", 1.0), "actor_loss": ("train/actor_loss", 1.0)},
+        ours_only=lambda: _patched(np.random, "default_rng", lambda seed=None: LegacyDraws()),
+    ),
+    "ppo": Pair(
+        ppo,
+        ppo.PPOConfig,
+        ADAPTERS["ppo"],
+        lambda args: {"policy": args[0].policy, "value": args[0].value_fn},
+        ppo_into_sb3,
+        _ppo_ours,
+        _ppo_sb3,
+        {
+            "policy_loss": ("train/policy_gradient_loss", 1.0),
+            "value_loss": ("train/value_loss", 0.5),  # SB3 logs the MSE, ours 0.5 MSE
+            "entropy": ("train/entropy_loss", -1.0),
+        },
+        on_policy=True,
+        drive_envs=True,
+        both=_ppo_noise,
+        ours_only=lambda: _patched(seeds_module, "minibatch_indices", sb3_minibatch_order),
     ),
 }
 
@@ -311,14 +455,26 @@ def shared_noise(steepness: float = 1.0) -> contextlib.ExitStack:
 
 
 class _Recorder(gym.Wrapper):
-    """Records every step of the env it wraps (innermost: the env's own actions and rewards)."""
+    """Records every step of the env it wraps (innermost: the env's own actions and rewards). Given ``drive``
+    (the other run's steps of this env), it records this run's action but steps the env with the other's."""
 
-    def __init__(self, env: gym.Env, rows: list[dict[str, Any]], updates: Callable[[], int]):
+    def __init__(
+        self,
+        env: gym.Env,
+        rows: list[dict[str, Any]],
+        updates: Callable[[], int],
+        drive: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(env)
-        self.rows, self.updates = rows, updates
+        self.rows, self.updates, self.drive = rows, updates, drive
 
     def step(self, action: Any):  # noqa: ANN201
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        t = len(self.rows)
+        if self.drive is not None and t < len(self.drive):
+            driven = self.drive[t]["action"].astype(np.asarray(action).dtype).reshape(np.shape(action))
+            obs, reward, terminated, truncated, info = self.env.step(driven)
+        else:
+            obs, reward, terminated, truncated, info = self.env.step(action)
         self.rows.append(
             {
                 "action": np.array(action, dtype=np.float64).ravel(),
@@ -332,17 +488,20 @@ class _Recorder(gym.Wrapper):
 
 
 @contextlib.contextmanager
-def recorded_envs(trace: Trace, time_limit: int | None) -> Iterator[None]:
+def recorded_envs(trace: Trace, time_limit: int | None, drive: Trace | None = None) -> Iterator[None]:
     """Every ``gym.make`` in the block records its steps into ``trace`` (and, with ``time_limit``, truncates
-    episodes at that many steps, so a short window sees truncations as well as terminations)."""
+    episodes at that many steps, so a short window sees truncations as well as terminations). With ``drive``,
+    each env is stepped with the actions ``drive`` recorded for the env made in the same order."""
     make = gym.make
 
     def recording_make(env_id: str, **kwargs: Any) -> gym.Env:
         if time_limit is not None:
             kwargs["max_episode_steps"] = time_limit
         rows: list[dict[str, Any]] = []
+        e = len(trace.env_steps)
         trace.env_steps.append(rows)
-        return _Recorder(make(env_id, **kwargs), rows, lambda: len(trace.updates))
+        driven = drive.env_steps[e] if drive is not None and e < len(drive.env_steps) else None
+        return _Recorder(make(env_id, **kwargs), rows, lambda: len(trace.updates), driven)
 
     with mock.patch.object(gym, "make", recording_make):
         yield
@@ -357,30 +516,54 @@ def _run_ours(pair: Pair, env_id: str, cfg: Any, seed: int, steps: int, time_lim
         nets = pair.nets(args)
         start.update({name: copy.deepcopy(net) for name, net in nets.items()})
         update = make_update(cfg, *args)
-        digests = Digests(pair.ours_params(update.state))
+        objects = {**nets, **update.state}
+        digests = Digests(pair.ours_params(objects))
 
-        def step(batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-            stats = update.step(batch)
+        def step(*step_args: Any) -> Any:
+            out = update.step(*step_args)
+            stats = out[0] if pair.on_policy else out
             row = {name: np.asarray([float(stats[name])]) for name in pair.losses}
-            trace.updates.append({**row, **digests(pair.ours_params(update.state))})
-            return stats
+            if pair.on_policy:  # the batch's advantages and value targets, before any normalisation
+                batch = step_args[0]
+                row.update(advantages=digest([batch.advantages]), returns=digest([batch.returns]))
+            trace.updates.append({**row, **digests(pair.ours_params(objects))})
+            return out
 
         return Update(step, update.state)
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(pair.module, "make_update", recording_make_update))
-        stack.enter_context(mock.patch.object(np.random, "default_rng", lambda seed=None: LegacyDraws()))
+        stack.enter_context(pair.ours_only())
         stack.enter_context(recorded_envs(trace, time_limit))
         pair.module.train(env_id, cfg, seed, steps, _logger(run_dir / "ours", "ours", steps))
     return trace, start
 
 
 def _run_sb3(
-    pair: Pair, env_id: str, cfg: Any, seed: int, steps: int, time_limit: int | None, run_dir: Path, start: dict
+    pair: Pair,
+    env_id: str,
+    cfg: Any,
+    seed: int,
+    steps: int,
+    time_limit: int | None,
+    run_dir: Path,
+    start: dict,
+    ours: Trace | None = None,
 ) -> Trace:
     trace = Trace()
     sb3_cls: Any = pair.adapter.algo_cls
     setup = sb3_cls._setup_model
+
+    def record(model: Any, digests: Digests) -> None:
+        logged = model.logger.name_to_value
+        row = {ours: np.asarray([factor * float(logged[key])]) for ours, (key, factor) in pair.losses.items()}
+        if pair.on_policy:
+            buf = model.rollout_buffer
+            row.update(
+                advantages=digest([torch.as_tensor(buf.advantages).flatten()]),
+                returns=digest([torch.as_tensor(buf.returns).flatten()]),
+            )
+        trace.updates.append({**row, **digests(pair.sb3_params(model))})
 
     def setup_from_ours(model: Any) -> None:
         setup(model)
@@ -388,18 +571,20 @@ def _run_sb3(
         train = model.train
         digests = Digests(pair.sb3_params(model))
 
-        def recording_train(gradient_steps: int, batch_size: int = 100) -> None:
-            for _ in range(gradient_steps):  # one update per call, recorded after it
-                train(gradient_steps=1, batch_size=batch_size)
-                logged = model.logger.name_to_value
-                row = {ours: np.asarray([float(logged[theirs])]) for ours, theirs in pair.losses.items()}
-                trace.updates.append({**row, **digests(pair.sb3_params(model))})
+        def recording_train(*args: Any, **kwargs: Any) -> None:
+            if pair.on_policy:  # one update per rollout
+                train(*args, **kwargs)
+                record(model, digests)
+                return
+            for _ in range(kwargs.get("gradient_steps", args[0] if args else 1)):  # one update per call
+                train(gradient_steps=1, batch_size=kwargs.get("batch_size", 100))
+                record(model, digests)
 
         model.train = recording_train
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(sb3_cls, "_setup_model", setup_from_ours))
-        stack.enter_context(recorded_envs(trace, time_limit))
+        stack.enter_context(recorded_envs(trace, time_limit, ours if pair.drive_envs else None))
         pair.adapter.train(env_id, cfg, seed, steps, _logger(run_dir / "sb3", "SB3", steps))
     return trace
 
@@ -420,9 +605,11 @@ def _relative(a: Any, b: Any, quantity: str) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         return float("inf")
-    if quantity.endswith(("parameters", "step")):  # projections relative to the vector's norm (entry 0)
+    if quantity.endswith(("parameters", "step", "advantages", "returns")):  # digests: relative to the norm (entry 0)
         return float(np.max(np.abs(a - b)) / max(abs(b[0]), 1e-12))
-    if quantity in ("action", "reward"):  # relative to max(|value|, 1): an action near 0 is not "far" off
+    # relative to max(|value|, 1): an action near 0 is not "far" off; PPO's surrogate is a mean of terms of size
+    # ~1 (standardised advantages) that nearly cancel, so its value near 0 is not the scale of its rounding
+    if quantity in ("action", "reward", "policy_loss"):
         return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0)))
     return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-8)))
 
@@ -521,10 +708,15 @@ def record(result: Result, algo: str, env_id: str, root: Path, settings: dict[st
 
 
 # -- the command -------------------------------------------------------------------------------------------------
+def default_updates(algo: str) -> int:
+    """20 iterations on-policy (the issue's minimum; each is a rollout and its epochs), 500 gradient steps off."""
+    return 20 if algo in PAIR and PAIR[algo].on_policy else 500
+
+
 def lockstep(
     algo: str,
     env_id: str,
-    updates: int = 500,
+    updates: int | None = None,
     keep: tuple[str, ...] = (),
     seed: int = 0,
     time_limit: int | None = None,
@@ -535,9 +727,8 @@ def lockstep(
     """Run the pair for ``updates`` gradient steps and compare. ``ours_overrides`` plants a difference in ours
     alone (what the tests use to check the command finds one)."""
     if algo not in PAIR:
-        raise UserError(
-            f"lockstep has no trace for '{algo}' yet; allowed: {', '.join(PAIRS)} (PPO and TRPO are not traced yet)"
-        )
+        raise UserError(f"lockstep has no trace for '{algo}' yet; allowed: {', '.join(PAIRS)} (TRPO is not traced yet)")
+    updates = default_updates(algo) if updates is None else updates
     if updates <= 0:
         raise UserError(f"--updates must be a positive integer, got {updates}")
     check_env_id(env_id)
@@ -547,20 +738,28 @@ def lockstep(
         raise UserError(f"--keep {unknown[0]}: not a documented difference of {algo}; allowed: {', '.join(alignments)}")
     pair = PAIR[algo]
     cfg = resolve(load_paper_config(algo), pair.config_cls, env_id, overrides or {})
-    cfg = dataclasses.replace(cfg, eval_episodes=1)  # evaluation compares actions; one episode shows them
+    if not pair.on_policy:
+        cfg = dataclasses.replace(cfg, eval_episodes=1)  # evaluation compares actions; one episode shows them
     both = {k: v for a in alignments.values() if a.name not in keep for k, v in a.both.items()}
     ours_only = {k: v for a in alignments.values() if a.name not in keep for k, v in a.ours.items()}
     cfg = dataclasses.replace(cfg, **both)
-    steps = cfg.warmup_steps + -(-updates // cfg.gradient_steps)
+    if pair.on_policy:  # an update is an iteration of ``horizon`` env steps
+        steps, warmup = updates * cfg.horizon, 0
+    else:
+        warmup = cfg.warmup_steps
+        steps = warmup + -(-updates // cfg.gradient_steps)
     for a in alignments.values():
         print(f"{'kept' if a.name in keep else 'aligned'}: {a.name}: {a.what}")
-    noise = shared_noise() if algo == "sac" else contextlib.ExitStack()
-    with tempfile.TemporaryDirectory() as tmp, noise:
+    with tempfile.TemporaryDirectory() as tmp, pair.both():
         ours_cfg = dataclasses.replace(cfg, **ours_only, **(ours_overrides or {}))
-        print(f"ours: {steps:,} env steps ({updates:,} updates after {cfg.warmup_steps:,} warm-up steps)", flush=True)
+        print(f"ours: {steps:,} env steps ({updates:,} updates after {warmup:,} warm-up steps)", flush=True)
         ours, start = _run_ours(pair, env_id, ours_cfg, seed, steps, time_limit, Path(tmp))
         print("SB3: the same, from our initial weights", flush=True)
-        theirs = _run_sb3(pair, env_id, cfg, seed, steps, time_limit, Path(tmp), start)
+        with contextlib.ExitStack() as patched:
+            for a in alignments.values():
+                if a.sb3 is not None and a.name not in keep:
+                    patched.enter_context(a.sb3())
+            theirs = _run_sb3(pair, env_id, cfg, seed, steps, time_limit, Path(tmp), start, ours)
     training = ours.env_steps[0] if ours.env_steps else []
     ends = {
         "terminations": sum(r["terminated"] for r in training),
