@@ -160,7 +160,7 @@ def test_the_command_records_its_result_and_the_reports_read_it(tmp_path):
     (path,) = (tmp_path / "lockstep").glob("ddpg-Hopper-v5*.json")
     (line,) = lockstep_lines(tmp_path, "ddpg")
     assert line.startswith("ddpg Hopper-v5: identical for 2 updates") and "commit " in line
-    assert "--set batch_size=32" in line and "time limit 30" in line
+    assert "--set batch_size=32" in line and "time limit 30" in line and "2 of 2 updates compared" in line
     assert lockstep_lines(tmp_path, "sac") == []
     path.write_text("{")
     with pytest.raises(UserError, match="lockstep record .* is not readable"):

@@ -278,7 +278,9 @@ def lockstep_lines(root: Path, algo: str) -> list[str]:
             rec = json.loads(path.read_text())
             if rec.get("algo") != algo:
                 continue
-            settings = [f"{rec['updates']:,} updates", f"seed {rec['seed']}", f"tolerance {rec['tolerance']:g}"]
+            window = f" of {rec['window']:,}" if rec.get("window") else ""  # older records: the compared count only
+            settings = [f"{rec['updates']:,}{window} updates compared", f"seed {rec['seed']}"]
+            settings.append(f"tolerance {rec['tolerance']:g}")
             settings += [f"time limit {rec['time_limit']}"] if rec.get("time_limit") else []
             settings += [f"--set {k}={json.dumps(v)}" for k, v in sorted(rec.get("set", {}).items())]
             settings += [f"kept: {', '.join(rec['keep'])}"] if rec.get("keep") else []

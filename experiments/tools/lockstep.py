@@ -693,10 +693,11 @@ def record(result: Result, algo: str, env_id: str, root: Path, settings: dict[st
         "algo": algo,
         "env": env_id,
         **settings,
+        "window": settings.get("updates"),
         "tolerance": tolerance,
         "identical": result.identical,
         "line": result.line(algo, env_id, tolerance),
-        "updates": result.updates,
+        "updates": result.updates,  # compared: the whole window if identical, else those before the parting
         "where": result.where,
         "quantity": result.quantity,
         "difference": result.difference,
