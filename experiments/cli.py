@@ -283,8 +283,11 @@ def _fingerprint(args: argparse.Namespace) -> int:
             "fingerprint: pass --update (after a deliberate numerical change: rewrites this CPU kind's goldens "
             "in tests/golden/ and deletes the other kinds') or --add-kind (unchanged code: adds this kind's)"
         )
-    out = update_golden(keep_other_kinds=args.add_kind)
-    print(f"wrote golden fingerprints in {out}" + ("" if args.add_kind else "; other CPU kinds' goldens deleted"))
+    algos = tuple(args.algo or ())
+    out = update_golden(keep_other_kinds=args.add_kind, algos=algos)
+    which = ", ".join(algos) if algos else "every algorithm"
+    deleted = "" if args.add_kind else f"; other CPU kinds' goldens of {which} deleted"
+    print(f"wrote golden fingerprints of {which} in {out}{deleted}")
     return 0
 
 
@@ -416,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         "lockstep",
         help="ours and SB3 from the same weights and randomness, compared update by update (exit 0 identical, 1 not)",
     )
-    lk.add_argument("algo", help="ppo, sac or ddpg")
+    lk.add_argument("algo", help="ppo, trpo, sac or ddpg")
     lk.add_argument("env")
     lk.add_argument(
         "--updates",
@@ -437,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fingerprint", help="rewrite the golden fingerprints after a deliberate numerical change")
     f.add_argument("--update", action="store_true", help="after a deliberate change: this CPU kind's, others deleted")
     f.add_argument("--add-kind", action="store_true", help="unchanged code: add this CPU kind's goldens")
+    f.add_argument(
+        "--algo", action="append", metavar="ALGO", help="only this algorithm's goldens (repeatable; default all)"
+    )
     f.set_defaults(func=_fingerprint)
 
     ls = sub.add_parser("list", help="algorithms, implementations, budgets and envs")

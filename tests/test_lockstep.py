@@ -16,6 +16,9 @@ SMALL = {"hidden_sizes": [32, 32], "batch_size": 32}  # the paper's settings oth
 # 3e-4 a ratio eventually lands between the two's float32 roundings of 1 +- epsilon, where the clipped
 # surrogate's gradient switches off: the README's lockstep table gives where the paper's settings part)
 PPO_SMALL = {"horizon": 256, "minibatch_size": 64, "learning_rate": 1e-4}
+# TRPO: short rollouts, and CG's damping at 1.0 (the paper's 0.1 leaves CG ill-conditioned enough that float32
+# rounding grows to 1e-4 in 10-15 iterations: the README's lockstep table gives where the paper's settings part)
+TRPO_SMALL = {"horizon": 256, "cg_damping": 1.0}
 
 
 def _step(action: float, updates: int, terminated: bool = False) -> dict:
@@ -117,6 +120,31 @@ def test_each_kept_ppo_difference_shows_where_it_acts(difference, where, quantit
     assert not r.identical and (r.where, r.quantity) == (where, quantity)
 
 
+def test_the_trpo_pair_is_identical_for_20_iterations_through_terminations_and_truncations():
+    """TRPO, ours against sb3-contrib's through the adapter (its KL averaged over action dimensions, scaled
+    back), with Fisher subsampling off in both, SB3's KL arguments in our order and its observation statistics
+    as ours: every action, and after each iteration the surrogate gain, the accepted step's KL, the value
+    loss, advantages, value targets and both networks' steps and parameters agree for 20 iterations. This is
+    the check that found pi_old's log-std moving with the line search's trial steps (tests/test_natural_gradient)."""
+    r = lockstep("trpo", "Hopper-v5", updates=20, time_limit=30, overrides=TRPO_SMALL)
+    assert r.identical, r.line("trpo", "Hopper-v5", 1e-4)
+    assert r.updates == 20 and r.terminations > 0 and r.truncations > 0
+
+
+@pytest.mark.parametrize(
+    "keep, ours, where, quantity",
+    [
+        ((), {"max_kl": 0.005}, "update 1", "surrogate_gain"),  # planted: ours' trust region halved
+        (("kl_direction",), {}, "update 1", "kl"),
+        (("fisher_subsample",), {}, "update 1", "surrogate_gain"),
+        (("final_observation_statistics",), {}, "training env step 31 (after 0 updates)", "action"),
+    ],
+)
+def test_a_planted_or_kept_trpo_difference_is_found_where_it_acts(keep, ours, where, quantity):
+    r = lockstep("trpo", "Hopper-v5", updates=2, time_limit=30, overrides=TRPO_SMALL, keep=keep, ours_overrides=ours)
+    assert not r.identical and (r.where, r.quantity) == (where, quantity)
+
+
 def test_keeping_a_documented_difference_shows_its_effect_on_its_own():
     """DDPG with the warm-up kept (SB3 adds its exploration noise to the uniform warm-up actions, ours does
     not): the pair parts at the very first action, before any update."""
@@ -132,7 +160,7 @@ def test_an_architectural_difference_kept_is_refused_in_one_line():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["trpo", "Hopper-v5"], "lockstep has no trace for 'trpo' yet; allowed: sac, ppo, ddpg"),
+        (["npg", "Hopper-v5"], "lockstep has no trace for 'npg'; allowed: sac, ppo, trpo, ddpg"),
         (["sac", "Hopper-v5", "--keep", "tau"], "--keep tau: not a documented difference of sac; allowed"),
         (["sac", "Pong-v5"], "unknown env 'Pong-v5'"),
         (["sac", "Hopper-v5", "--updates", "0"], "--updates: must be a positive integer"),

@@ -13,6 +13,8 @@ from replications.core.natural_gradient import (
     flat_grad,
     flat_params,
     kl_scaled_step,
+    policy_dist_params,
+    policy_mean_kl,
     set_flat_params,
 )
 from replications.core.networks import gaussian_kl, make_policy
@@ -29,7 +31,7 @@ def tiny():
     obs = torch.randn(64, 3)
     actions = pol.act(obs, torch.Generator().manual_seed(1)).detach()
     advantages = torch.randn(64)
-    old = tuple(t.detach() for t in pol.dist_params(obs))
+    old = policy_dist_params(pol, obs)
     old_logp = pol.log_prob_entropy(obs, actions)[0].detach()
     params = list(pol.parameters())
 
@@ -51,7 +53,7 @@ def test_gaussian_kl_matches_torch():
 def test_fisher_vector_product_equals_the_explicit_kl_hessian(tiny):
     pol, params, obs, mean_kl, _ = tiny
     theta0 = flat_params(params)
-    old = tuple(t.detach() for t in pol.dist_params(obs))
+    old = policy_dist_params(pol, obs)
 
     names = [n for n, _ in pol.named_parameters()]
     shapes = [p.shape for p in params]  # params = list(pol.parameters()): the same order as names
@@ -117,3 +119,18 @@ def test_rejected_line_search_leaves_parameters_unchanged(tiny):
     result = backtracking_line_search(params, -g * 10, surrogate, mean_kl, 0.01, 0.5, 10)  # uphill never
     assert not result.accepted
     assert torch.equal(flat_params(params), theta)
+
+
+def test_pi_old_is_frozen_when_the_line_search_writes_the_parameters_in_place(tiny):
+    """pi_old's log-std is the parameter expanded over the batch: kept as a view it would move with every
+    trial step, and the line search's KL would miss the log-std's change (found by rlrepro lockstep trpo: the
+    KL parted from sb3-contrib's while every parameter agreed). Same mean, log-std l_i -> 0.2: KL(p || q) =
+    sum_i (0.2 - l_i) + e^(2 l_i) / (2 e^0.4) - 1/2 at every state."""
+    pol, params, obs, _, _ = tiny
+    old = policy_dist_params(pol, obs)
+    l_old = pol.log_std.detach().clone().double()
+    with torch.no_grad():
+        pol.log_std.copy_(torch.full_like(pol.log_std, 0.2))  # as set_flat_params writes a trial step
+        kl = policy_mean_kl(pol, old, obs)
+    expected = float((0.2 - l_old + torch.exp(2 * l_old) / (2 * np.exp(0.4)) - 0.5).sum())
+    assert expected > 0.01 and float(kl) == pytest.approx(expected, rel=1e-5)

@@ -12,7 +12,7 @@ from replications import npg, trpo
 from replications.core.advantages import gae
 from replications.core.config import load_paper_config, resolve
 from replications.core.envs import make_env
-from replications.core.natural_gradient import flat_params
+from replications.core.natural_gradient import flat_params, policy_dist_params
 from replications.core.networks import make_policy, make_value_function
 from replications.core.rollout import RolloutCollector
 from replications.core.seeding import seed_everything
@@ -53,8 +53,7 @@ def _batch(algo, cfg_cls, env_id, overrides):
 
 def test_trpo_update_stays_in_the_trust_region_and_improves_the_surrogate():
     cfg, pol, vf, g, batch = _batch("trpo", trpo.TRPOConfig, "Pendulum-v1", {"horizon": 2048})
-    with torch.no_grad():
-        old = pol.dist_params(batch.obs)
+    old = policy_dist_params(pol, batch.obs)  # a frozen copy (the parameters are written in place)
     (stats,) = trpo.make_update(cfg, OneSeed(pol, vf, g))(batch, 0, 1)
     with torch.no_grad():
         kl = float(pol.kl_from(old, batch.obs).mean())

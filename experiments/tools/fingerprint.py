@@ -18,7 +18,6 @@ machine); ``rlrepro fingerprint --add-kind`` adds this kind's goldens for unchan
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import torch
 from experiments.grid import execute, make_spec
 from experiments.registry import ALGOS
 from experiments.store import ResultsStore
+from replications.core.errors import UserError
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden"
 ENV, SEED, STEPS = "Pendulum-v1", 7, 512
@@ -90,15 +90,23 @@ def golden_path(algo: str, kind: str | None = None) -> Path:
     return exact if exact.exists() else GOLDEN_DIR / kind.split("-")[0] / f"{algo}.json"
 
 
-def update_golden(keep_other_kinds: bool = False) -> Path:
-    """Write this CPU kind's goldens; after a deliberate change (``keep_other_kinds=False``) the other kinds'
-    are deleted, since they would now fail and cannot be recomputed on this machine. Returns the folder."""
+def update_golden(keep_other_kinds: bool = False, algos: tuple[str, ...] = ()) -> Path:
+    """Write this CPU kind's goldens (of ``algos``, default all); after a deliberate change
+    (``keep_other_kinds=False``) the other kinds' goldens of those algorithms are deleted, since they would now
+    fail and cannot be recomputed on this machine (the other algorithms' stay). Returns the folder."""
+    unknown = [a for a in algos if a not in ALGOS]
+    if unknown:
+        raise UserError(f"fingerprint: unknown algorithm '{unknown[0]}'; allowed: {', '.join(ALGOS)}")
+    chosen = algos or tuple(ALGOS)
     out = GOLDEN_DIR / cpu_kind()
     if not keep_other_kinds:
         for other in GOLDEN_DIR.iterdir():
             if other.is_dir() and other != out:
-                shutil.rmtree(other)
+                for algo in chosen:
+                    (other / f"{algo}.json").unlink(missing_ok=True)
+                if not any(other.iterdir()):
+                    other.rmdir()
     out.mkdir(parents=True, exist_ok=True)
-    for algo in ALGOS:
+    for algo in chosen:
         (out / f"{algo}.json").write_text(json.dumps(fingerprint(algo), indent=1) + "\n")
     return out

@@ -23,9 +23,8 @@ statistics), named like the others.
 
 The traces are compared in order; the result is either "identical for N updates" with the largest relative
 difference seen and where, or the first quantity and update at which they part beyond the tolerance, with
-both values. Exit status: 0 identical, 1 diverged, 2 usage error. Pairs: ``ppo`` (an update is an iteration:
-a rollout and its epochs), ``sac``, ``ddpg`` (an update is a gradient step); TRPO is not yet traced (a one-line
-error says so).
+both values. Exit status: 0 identical, 1 diverged, 2 usage error. Pairs: ``ppo``, ``trpo`` (an update is an
+iteration: a rollout and its policy and value steps), ``sac``, ``ddpg`` (an update is a gradient step).
 """
 
 from __future__ import annotations
@@ -48,8 +47,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from experiments.baselines.sb3 import ADAPTERS, SB3Adapter
-from replications import ddpg, ppo, sac
+from experiments.baselines.sb3 import ADAPTERS, SB3Adapter, action_dims
+from replications import ddpg, ppo, sac, trpo
 from replications.core import seeds as seeds_module
 from replications.core.algorithm import Update
 from replications.core.config import load_paper_config, resolve
@@ -100,6 +99,21 @@ def _vecnormalize_counting_final_observations() -> contextlib.AbstractContextMan
     return mock.patch.object(VecNormalize, "step_wait", step_wait)
 
 
+def _sb3_kl_old_new() -> contextlib.AbstractContextManager[Any]:
+    """sb3-contrib's TRPO with its KL's arguments swapped: KL(old || new), as ours."""
+    import sb3_contrib.trpo.trpo as sb3_trpo
+
+    kl = sb3_trpo.kl_divergence
+    return mock.patch.object(sb3_trpo, "kl_divergence", lambda new, old: kl(old, new))
+
+
+FINAL_OBSERVATION_STATISTICS = Alignment(
+    "final_observation_statistics",
+    "ours counts each episode's final observation in the running observation mean/variance; SB3's "
+    "VecNormalize (like baselines') counts only the observations the policy acts on: SB3 runs as ours",
+    sb3=_vecnormalize_counting_final_observations,
+)
+
 ALIGNMENTS: dict[str, tuple[Alignment, ...]] = {
     "sac": (
         Alignment(
@@ -120,12 +134,22 @@ ALIGNMENTS: dict[str, tuple[Alignment, ...]] = {
             "both without value clipping",
             both={"clip_value_loss": False},
         ),
+        FINAL_OBSERVATION_STATISTICS,
+    ),
+    "trpo": (
         Alignment(
-            "final_observation_statistics",
-            "ours counts each episode's final observation in the running observation mean/variance; SB3's "
-            "VecNormalize (like baselines') counts only the observations the policy acts on: SB3 runs as ours",
-            sb3=_vecnormalize_counting_final_observations,
+            "fisher_subsample",
+            "ours computes the Fisher-vector product on every 5th sample (baselines), sb3-contrib's subsampling "
+            "would subsample the gradient and line search too: both on every sample",
+            both={"fisher_subsample": 1},
         ),
+        Alignment(
+            "kl_direction",
+            "sb3-contrib's KL (line search and Fisher-vector product) is KL(new || old), ours KL(old || new): "
+            "SB3 runs with ours",
+            sb3=lambda: _sb3_kl_old_new(),
+        ),
+        FINAL_OBSERVATION_STATISTICS,
     ),
     "ddpg": (
         Alignment(
@@ -332,6 +356,13 @@ def sb3_minibatch_order(n: int, epochs: int, size: int, generator: torch.Generat
         yield from torch.from_numpy(np.random.permutation(n)).split(size)
 
 
+def sb3_trpo_minibatch_order(n: int, epochs: int, size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """The value regression's minibatches as sb3-contrib's TRPO draws them: its policy step first takes the
+    whole batch through ``RolloutBuffer.get``, which spends one permutation, then one per critic epoch."""
+    np.random.permutation(n)
+    yield from sb3_minibatch_order(n, epochs, size, generator)
+
+
 def _ppo_noise() -> contextlib.ExitStack:
     """PPO's action noise in both, as a fixed function of the mean: SB3 samples through ``Normal.rsample``, ours
     through the policy's NumPy snapshot (patched to the same eps = sin(mean))."""
@@ -358,9 +389,9 @@ class Pair:
     ours_params: Callable[[dict[str, Any]], dict[str, list[torch.Tensor]]]
     sb3_params: Callable[[Any], dict[str, list[torch.Tensor]]]
     """Each implementation's networks (and SAC's log temperature) as parameter lists in our layout."""
-    losses: dict[str, tuple[str, float]]
-    """Our statistic -> (SB3's logger key, the factor that puts SB3's value on our scale), for each loss (and
-    temperature) both compute."""
+    losses: dict[str, tuple[str, float | Callable[[Any], float]]]
+    """Our statistic -> (SB3's logger key, the factor that puts SB3's value on our scale, or a function of
+    SB3's model giving it), for each loss (and temperature) both compute."""
     on_policy: bool = False
     """One update per iteration (SB3's ``train()`` once per rollout), else one per gradient step."""
     both: Callable[[], contextlib.ExitStack] = contextlib.ExitStack
@@ -418,6 +449,26 @@ PAIR: dict[str, Pair] = {
         drive_envs=True,
         both=_ppo_noise,
         ours_only=lambda: _patched(seeds_module, "minibatch_indices", sb3_minibatch_order),
+    ),
+    "trpo": Pair(
+        trpo,
+        trpo.TRPOConfig,
+        ADAPTERS["trpo"],
+        lambda args: {"policy": args[0].policy, "value": args[0].value_fn},
+        ppo_into_sb3,  # the same ActorCriticPolicy layout
+        _ppo_ours,
+        _ppo_sb3,
+        {
+            # SB3 logs the accepted objective mean(ratio * A), ours its gain over mean(A) = 0 (standardised A)
+            "surrogate_gain": ("train/policy_objective", 1.0),
+            # sb3-contrib averages KL over the action's k dimensions, ours sums them
+            "kl": ("train/kl_divergence_loss", lambda model: float(np.prod(model.action_space.shape))),
+            "value_loss": ("train/value_loss", 0.5),  # SB3 logs the MSE, ours 0.5 MSE
+        },
+        on_policy=True,
+        drive_envs=True,
+        both=_ppo_noise,
+        ours_only=lambda: _patched(seeds_module, "minibatch_indices", sb3_trpo_minibatch_order),
     ),
 }
 
@@ -556,7 +607,10 @@ def _run_sb3(
 
     def record(model: Any, digests: Digests) -> None:
         logged = model.logger.name_to_value
-        row = {ours: np.asarray([factor * float(logged[key])]) for ours, (key, factor) in pair.losses.items()}
+        row = {
+            ours: np.asarray([(factor(model) if callable(factor) else factor) * float(logged[key])])
+            for ours, (key, factor) in pair.losses.items()
+        }
         if pair.on_policy:
             buf = model.rollout_buffer
             row.update(
@@ -582,6 +636,8 @@ def _run_sb3(
 
         model.train = recording_train
 
+    if pair.adapter.per_action_dim:
+        action_dims(env_id)  # cached: the env it makes to count actions is not one of the recorded runs' envs
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(sb3_cls, "_setup_model", setup_from_ours))
         stack.enter_context(recorded_envs(trace, time_limit, ours if pair.drive_envs else None))
@@ -609,7 +665,7 @@ def _relative(a: Any, b: Any, quantity: str) -> float:
         return float(np.max(np.abs(a - b)) / max(abs(b[0]), 1e-12))
     # relative to max(|value|, 1): an action near 0 is not "far" off; PPO's surrogate is a mean of terms of size
     # ~1 (standardised advantages) that nearly cancel, so its value near 0 is not the scale of its rounding
-    if quantity in ("action", "reward", "policy_loss"):
+    if quantity in ("action", "reward", "policy_loss", "surrogate_gain"):
         return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0)))
     return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-8)))
 
@@ -728,7 +784,9 @@ def lockstep(
     """Run the pair for ``updates`` gradient steps and compare. ``ours_overrides`` plants a difference in ours
     alone (what the tests use to check the command finds one)."""
     if algo not in PAIR:
-        raise UserError(f"lockstep has no trace for '{algo}' yet; allowed: {', '.join(PAIRS)} (TRPO is not traced yet)")
+        raise UserError(
+            f"lockstep has no trace for '{algo}'; allowed: {', '.join(PAIRS)} (the algorithms with an SB3 pair)"
+        )
     updates = default_updates(algo) if updates is None else updates
     if updates <= 0:
         raise UserError(f"--updates must be a positive integer, got {updates}")

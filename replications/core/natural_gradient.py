@@ -38,7 +38,10 @@ def policy_surrogate(policy: Policy, obs, actions, old_log_probs, adv) -> torch.
 
 
 def policy_dist_params(policy: Policy, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return policy.dist_params(obs)
+    """pi_old's parameters at ``obs``, frozen: copies, not views. A Gaussian's log-std is the parameter
+    expanded over the batch (a view of it), and the line search writes the parameters in place, so a view
+    would move with the trial step and the KL would miss the log-std's change."""
+    return tuple(t.detach().clone() for t in policy.dist_params(obs))
 
 
 def policy_mean_kl(policy: Policy, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
