@@ -268,7 +268,7 @@ def _lockstep(args: argparse.Namespace) -> int:
     )
     print(result.line(args.algo, args.env, args.tolerance))
     if not args.no_record:
-        settings = {"updates": updates, "keep": sorted(args.keep or []), "seed": args.seed}
+        settings = {"window": updates, "keep": sorted(args.keep or []), "seed": args.seed}
         settings.update(time_limit=args.time_limit, set=parse_overrides(args.set))
         out = record(result, args.algo, args.env, results_root(args.results), settings, args.tolerance)
         print(f"recorded: {out} (shown in {args.algo}'s reports)")

@@ -418,7 +418,7 @@ PAIR: dict[str, Pair] = {
             "actor_loss": ("train/actor_loss", 1.0),
             "alpha": ("train/ent_coef", 1.0),
         },
-        both=lambda: shared_noise(),
+        both=lambda: shared_noise(),  # defined below the table
         ours_only=lambda: _patched(np.random, "default_rng", lambda seed=None: LegacyDraws()),
     ),
     "ddpg": Pair(
@@ -749,7 +749,6 @@ def record(result: Result, algo: str, env_id: str, root: Path, settings: dict[st
         "algo": algo,
         "env": env_id,
         **settings,
-        "window": settings.get("updates"),
         "tolerance": tolerance,
         "identical": result.identical,
         "line": result.line(algo, env_id, tolerance),

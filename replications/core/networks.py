@@ -149,7 +149,9 @@ class GaussianPolicy(nn.Module):
         return gaussian_log_prob(actions, self.mean(obs), log_std), gaussian_entropy(log_std)
 
     def dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The distribution's parameters at ``obs`` (detach them to freeze pi_old)."""
+        """The distribution's parameters at ``obs``. The log-std is a view of the parameter: freeze pi_old with
+        ``natural_gradient.policy_dist_params`` (copies), not ``detach`` (which shares the storage that the line
+        search writes in place)."""
         return self.mean(obs), self.log_std.expand(obs.shape[0], -1)
 
     def kl_from(self, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
