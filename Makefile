@@ -7,10 +7,12 @@ ALGO ?= ppo
 BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 ARGS ?=
+# the image installs requirements.txt only (no test tools)
+REQUIREMENTS ?= requirements-dev.txt
 COMPARE ?=
 
 .PHONY: help install test lint replicate replicate-ppo replicate-trpo replicate-npg replicate-sac replicate-sac-v1 replicate-ddpg \
-	replicate-awr replicate-qprop report bench gpu-check regress readme clean-venv
+	replicate-awr replicate-qprop report bench gpu-check regress readme clean-venv docker-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -18,7 +20,7 @@ help:  ## list the targets
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install --no-deps -e .
 	touch $(STAMP)
 
@@ -70,6 +72,9 @@ gpu-check: $(STAMP)  ## on a CUDA machine: the GPU tests, then SAC/DDPG ours vs 
 	  $(BIN)/rlrepro bench $$a --env Hopper-v5 --steps 6000 --device cuda --cuda-graph \
 	    --out results/bench/$$a-Hopper-v5-cuda-graph.json || exit 1; \
 	done
+
+docker-check:  ## build the CPU image (docker, or buildah as root) and run replicate, train and report inside it
+	docker/check.sh
 
 report: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: write reports/ALGO[-quick]/ from the stored runs
 	$(BIN)/rlrepro report $(ALGO) --budget $(BUDGET)

@@ -180,10 +180,16 @@ def provenance() -> dict[str, Any]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {
-        "commit": _git("rev-parse", "HEAD") or None,
+    commit = _git("rev-parse", "HEAD")
+    if commit:
         # code changes only: results/ and reports/ are data this very process may be writing
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports")),
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!reports"))
+    else:  # the Docker image has no .git: the build recorded the commit and tree state it was built from
+        commit, dirty = os.environ.get("RLREPRO_COMMIT", ""), os.environ.get("RLREPRO_DIRTY") == "1"
+    return {
+        "commit": commit or None,
+        "dirty": dirty,
+        "image": os.environ.get("RLREPRO_IMAGE"),
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -224,6 +224,24 @@ def test_provenance_records_where_the_networks_ran(monkeypatch):
     assert (meta["device"], meta["cuda_graph"]) == ("cuda", True)
 
 
+def test_provenance_outside_git_takes_the_image_builds_commit(monkeypatch):
+    """In the Docker image (no .git) a run records the commit and tree state the image was built from."""
+    import experiments.store as store_module
+
+    in_git = provenance()
+    assert in_git["commit"] and len(in_git["commit"]) == 40 and in_git["image"] is None
+    monkeypatch.setattr(store_module, "_git", lambda *args: "")
+    monkeypatch.setenv("RLREPRO_COMMIT", "a" * 40)
+    monkeypatch.setenv("RLREPRO_DIRTY", "1")
+    monkeypatch.setenv("RLREPRO_IMAGE", "rlrepro:cpu")
+    meta = provenance()
+    assert (meta["commit"], meta["dirty"], meta["image"]) == ("a" * 40, True, "rlrepro:cpu")
+    monkeypatch.delenv("RLREPRO_COMMIT")
+    monkeypatch.setenv("RLREPRO_DIRTY", "0")
+    meta = provenance()
+    assert (meta["commit"], meta["dirty"]) == (None, False)  # unknown, not invented
+
+
 def test_import_runs_copies_complete_runs_once_and_never_overwrites(tmp_path):
     gpu, here = ResultsStore(tmp_path / "gpu"), ResultsStore(tmp_path / "here")
     done, unfinished, mine = _spec(seed=0), _spec(seed=1), _spec(seed=2)
