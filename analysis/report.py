@@ -65,6 +65,7 @@ SUMMARY_COLUMNS = [
     "verdict",
     "seeds_needed",
 ]
+DIAGNOSTIC_COLUMNS = ["env", "statistic", "seeds", "mean", "mean_last_quarter", "seed_min", "seed_max", "measures"]
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
 CURVE_WINDOW = 10
 
@@ -111,6 +112,8 @@ class ReportInput:
     """Every row of analysis/data/reported_results.csv for this algorithm: each gets ours under its metric."""
     reference_settings: str = ""
     """The ``settings`` value of the rows that ran this config's own settings (``reference.settings``)."""
+    diagnostics: dict[str, str] = field(default_factory=dict)
+    """progress.csv column -> what it measures (the config's ``diagnostics``): summarised per env for ours."""
 
     def judge(self, env: str, tested: np.ndarray, baseline: np.ndarray) -> Verdict:
         """``tested`` against ``baseline`` on ``env``: the four-word verdict at this config's margin."""
@@ -353,6 +356,44 @@ def like_for_like(inp: ReportInput) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 
+def training_diagnostics(inp: ReportInput) -> pd.DataFrame:
+    """Per env and statistic of ``inp.diagnostics``: over our runs' progress.csv, the mean over seeds of each
+    run's mean over all iterations, over the last quarter of them, and the seeds' range of the former."""
+    rows = []
+    ours = inp.runs[inp.runs.impl == "ours"]
+    for env in inp.envs:
+        progress = []
+        for path in ours[ours.env == env].path:
+            file = inp.results_root / path / "progress.csv"
+            if file.exists():
+                progress.append(pd.read_csv(file))
+        for column, what in inp.diagnostics.items():
+            series = [p[column].dropna().to_numpy(float) for p in progress if column in p]
+            series = [x for x in series if len(x)]
+            if not series:
+                continue
+            means = np.array([x.mean() for x in series])
+            rows.append(
+                {
+                    "env": env,
+                    "statistic": column,
+                    "seeds": len(series),
+                    "mean": means.mean(),
+                    "mean_last_quarter": np.mean([x[-max(1, len(x) // 4) :].mean() for x in series]),
+                    "seed_min": means.min(),
+                    "seed_max": means.max(),
+                    "measures": what,
+                }
+            )
+    return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+
+
+def _three_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its float columns as text to three significant figures (statistics such as a correlation
+    that the one-decimal returns format would hide)."""
+    return table.apply(lambda col: col.map(lambda x: f"{x:.3g}") if col.dtype.kind == "f" else col)
+
+
 def pair_tally(versus: pd.DataFrame, ours_label: str, baseline_label: str) -> str:
     """'ours against SB3 on n envs: equivalent on a, better on b, worse on c, inconclusive on d (Holm: ...)',
     over the envs with a verdict (at least 2 seeds on each side)."""
@@ -591,6 +632,18 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
             "",
             markdown_table(_with_p_text(versus), COMPARISON_COLUMNS),
         ]
+    diagnostics = training_diagnostics(inp)
+    if not diagnostics.empty:
+        diagnostics.to_csv(out_dir / "diagnostics.csv", index=False)
+        md += [
+            "",
+            "Training diagnostics of ours (progress.csv, every iteration; mean over seeds of each run's mean, over "
+            "all iterations and over the last quarter; diagnostics.csv):",
+            "",
+            markdown_table(_three_figures(diagnostics), DIAGNOSTIC_COLUMNS[:-1]),
+            "",
+            *(f"- {column}: {what}" for column, what in inp.diagnostics.items()),
+        ]
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")
     iqm = per_env_iqm(inp.runs, inp.envs) if not inp.runs.empty else pd.DataFrame()
     iqm.to_csv(out_dir / "iqm.csv", index=False)
@@ -598,8 +651,15 @@ def build_report(inp: ReportInput, out_dir: Path) -> pd.DataFrame:
     aggregates.to_csv(out_dir / "aggregate.csv", index=False)
     poi = improvement_over_sb3(inp.runs, inp.envs, other=inp.baseline_impl) if not inp.runs.empty else None
     (out_dir / "index.html").write_text(
-        _html(inp, summary, versus, images, iqm, poi, aggregates, profiles).replace(
-            "<!-- like-for-like -->", _with_p_text(papers).to_html(index=False, na_rep="")
+        _html(inp, summary, versus, images, iqm, poi, aggregates, profiles)
+        .replace("<!-- like-for-like -->", _with_p_text(papers).to_html(index=False, na_rep=""))
+        .replace(
+            "<!-- diagnostics -->",
+            "<h2>Training diagnostics of ours</h2><p>From each run's progress.csv: the mean over seeds of each "
+            "run's mean over all iterations and over the last quarter.</p>"
+            + _three_figures(diagnostics).to_html(index=False, na_rep="")
+            if not diagnostics.empty
+            else "",
         )
     )
     if inp.relation:
@@ -729,6 +789,7 @@ against {html.escape(inp.baseline_label)}, the table below it against each. <b>C
 <h3>Every reported number, like for like</h3><p>Ours computed under each row's metric from the stored curves; a
 verdict only where the metric, the settings and the step budget match (why_no_verdict otherwise).</p>
 <!-- like-for-like -->
+<!-- diagnostics -->
 <h2>Deviations from the paper</h2>{_list(inp.deviations)}
 <h2>Where the baseline is configured differently</h2>{_list(inp.sb3_differences)}{_lockstep_html(inp)}
 <h2>Missing runs</h2>{_list(inp.missing)}

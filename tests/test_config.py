@@ -79,6 +79,8 @@ def test_unknown_config_file_keys_are_errors(tmp_path):
         ("verdict", {"equivalence_margin": {"value": "10%", "source": "x"}}, r"equivalence_margin = '10%': must be"),
         ("verdict", {"margin": {"value": 0.1, "source": "x"}}, r"verdict must be \{equivalence_margin"),
         ("verdict", {"equivalence_margin": 0.1}, r"verdict: 'equivalence_margin' must be \{value: ..., source: ...\}"),
+        ("diagnostics", ["eta_mean"], r"diagnostics must map progress.csv columns to what they measure"),
+        ("diagnostics", {"eta_mean": 1}, r"diagnostics must map progress.csv columns to what they measure"),
     ],
 )
 def test_reference_and_verdict_blocks_are_validated(tmp_path, block, value, message):

@@ -8,7 +8,7 @@ from torch import nn
 from replications.core.config import load_paper_config
 from replications.core.natural_gradient import flat_grad, surrogate_objective
 from replications.core.networks import GaussianPolicy
-from replications.qprop import control_variate, eta_rule, qprop_surrogate
+from replications.qprop import control_variate, eta_rule, gradient_variance_ratio, learning_signal, qprop_surrogate
 
 C, B = 0.7, 0.3  # Q(s, a) = -(a - C s_0)^2 + B a
 
@@ -41,14 +41,51 @@ def test_qprop_gradient_is_unbiased_and_has_lower_variance_than_the_likelihood_r
     plain = flat_grad(surrogate_objective(log_probs, log_probs.detach(), adv), params, retain_graph=True)
     abar, grad_q = control_variate(q, obs, mean, actions)
     eta = eta_rule(adv, abar, "standard")
-    qprop = flat_grad(qprop_surrogate(log_probs, log_probs.detach(), adv, abar, eta, grad_q, policy.mean(obs)), params)
+    signal, scale = learning_signal(adv, abar, eta, center=True)  # centred and scaled as in the code
+
+    def qprop_gradient(term_scale: torch.Tensor) -> torch.Tensor:
+        surrogate = qprop_surrogate(log_probs, log_probs.detach(), signal, eta, grad_q, policy.mean(obs), term_scale)
+        return flat_grad(surrogate, params, retain_graph=True)
+
     # the true gradient of E_s E_a Q: d/dmu = -2 (mu - C s_0) + B through mu = W s + b; d/dlog_std = -2 sigma^2
     dmu = -2 * (mu - C * obs[:, 0]) + B
     true = torch.cat([torch.tensor([-2 * sigma2]), (dmu[:, None] * obs).mean(0), dmu.mean()[None]])
-    torch.testing.assert_close(qprop, true, rtol=0.03, atol=0.01)
     torch.testing.assert_close(plain, true, rtol=0.03, atol=0.01)
+    # ours: both terms of eq. (7) divided by the same s, so s g estimates the gradient without bias
+    torch.testing.assert_close(qprop_gradient(scale) * scale, true, rtol=0.03, atol=0.01)
+    # the authors' code adds the analytic term unscaled: with s = 0.52 here the estimate is off by far more
+    assert 0.4 < float(scale) < 0.65
+    code_weighting = qprop_gradient(torch.ones(())) * scale
+    assert float((code_weighting - true).abs().max()) > 0.2, (code_weighting, true)
     # the point of the control variate: the per-sample learning signal A_hat - A_bar varies far less than A_hat
     assert float((adv - abar).var()) < 0.5 * float(adv.var())  # here 2 sigma^4 = 0.27 against 0.88
+
+
+def test_gradient_variance_ratio_against_per_sample_gradients_by_hand():
+    """For a linear-mean Gaussian policy the per-sample gradients are closed-form: with v = (a - mu) / sigma^2,
+    d/dW = (v w + eta g_Q) s, d/db = v w + eta g_Q, d/dlog_std = ((a - mu)^2 / sigma^2 - 1) w."""
+    torch.manual_seed(3)
+    policy = GaussianPolicy(2, 1, (), "tanh", init_log_std=-0.5, orthogonal=False)
+    n = 3000
+    obs, gen = torch.randn(n, 2), torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        mean = policy.mean(obs)
+        actions = mean + torch.randn(mean.shape, generator=gen) * policy.log_std.exp()
+    adv, abar = torch.randn(n), torch.randn(n)
+    eta, grad_q = (adv * abar > 0).float(), torch.randn(n, 1)
+    sigma2 = float(torch.exp(2 * policy.log_std.detach()))
+    v, z2 = (actions - mean)[:, 0] / sigma2, ((actions - mean)[:, 0] ** 2 / sigma2)
+
+    def trace_cov(weight: torch.Tensor, e: torch.Tensor) -> float:
+        dmean = v * weight + e * grad_q[:, 0]
+        per_sample = torch.stack([(z2 - 1) * weight, dmean * obs[:, 0], dmean * obs[:, 1], dmean], 1)
+        return float(per_sample.var(0).sum())
+
+    signal = adv - eta * abar
+    by_hand = trace_cov(signal - signal.mean(), eta) / trace_cov(adv - adv.mean(), torch.zeros(n))
+    ratio = gradient_variance_ratio(policy, obs, actions, adv, abar, eta, grad_q, max_samples=n)
+    assert gradient_variance_ratio(policy, obs, actions, adv, abar, eta, grad_q) == pytest.approx(by_hand, rel=0.1)
+    assert ratio == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_eta_rules_of_the_variants():
@@ -99,7 +136,7 @@ def test_qprop_learns_to_balance_the_inverted_pendulum(tmp_path):
 @pytest.mark.parametrize("algo", ["qprop", "qprop-aggressive"])
 def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_variate(algo):
     """The summary's verdict compares Q-Prop with our TRPO at Q-Prop's settings: every hyperparameter the two
-    share must agree (TRPO standardises its advantages where Q-Prop centres them: the natural step is
+    share must agree (TRPO standardises its advantages, Q-Prop its learning signal; the natural step is
     scale-free, so the two steps are the same)."""
     from experiments.grid import make_spec
     from experiments.reporting.comparison import comparators

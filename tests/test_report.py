@@ -516,3 +516,30 @@ def test_the_reporting_room_draws_given_run_ids_and_never_imports_the_algorithms
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_training_diagnostics_summarise_each_runs_progress_by_hand(tmp_path):
+    """The config's diagnostics (progress.csv columns) per env: the mean over seeds of each run's mean over all
+    iterations and over the last quarter, and the seeds' range; a column a run lacks is skipped."""
+    from analysis.report import training_diagnostics
+
+    runs = synthetic_runs(tmp_path, {"ours": 100.0, "sb3": 50.0})
+    for seed, corr in enumerate(([0.0, 0.1, 0.2, 0.3], [0.4, 0.4, 0.4, 0.8], [0.1, 0.1, 0.1, 0.1])):
+        pd.DataFrame({"step": [1, 2, 3, 4], "adv_abar_corr": corr}).to_csv(
+            tmp_path / f"runs/ours{seed}/progress.csv", index=False
+        )
+    inp = ReportInput(
+        "qprop", "paper", "A paper", "last 100", ["Hopper-v5"], runs, tmp_path, {},
+        diagnostics={"adv_abar_corr": "corr(A, Abar)", "absent": "a column no run has"},
+    )  # fmt: skip
+    table = training_diagnostics(inp)
+    assert table.statistic.tolist() == ["adv_abar_corr"]  # 'absent' skipped; SB3's runs not read
+    row = table.iloc[0]
+    assert row.seeds == 3 and row["mean"] == pytest.approx((0.15 + 0.5 + 0.1) / 3)
+    assert row.mean_last_quarter == pytest.approx((0.3 + 0.8 + 0.1) / 3)  # the last of 4 iterations
+    assert (row.seed_min, row.seed_max) == pytest.approx((0.1, 0.5))
+    build_report(inp, tmp_path / "out")
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| Hopper-v5 | adv_abar_corr | 3 | 0.25 | 0.4 | 0.1 | 0.5 |" in summary
+    assert "- adv_abar_corr: corr(A, Abar)" in summary and (tmp_path / "out" / "diagnostics.csv").exists()
+    assert "Training diagnostics of ours" in (tmp_path / "out" / "index.html").read_text()

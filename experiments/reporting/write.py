@@ -158,6 +158,7 @@ def write_report(comparison: Comparison, store: ResultsStore, reports_root: Path
         reference_rows=table[table.algo == paper.reference.get("algo")].reset_index(drop=True),
         reference_settings=str(paper.reference.get("settings", "")),
         protocol=protocol_note,
+        diagnostics=paper.diagnostics,
     )
     out = report_dir(reports_root, algo, budget, overrides, steps)
     if runs.empty:

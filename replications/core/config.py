@@ -12,7 +12,9 @@ A config file holds
   ``reference``        which rows of analysis/data/reported_results.csv are the paper's numbers, and which
                        runs of ours the report compares with (keys: ``REFERENCE_KEYS``);
   ``verdict``          ``equivalence_margin: {value, source}``: the margin inside which a comparison is
-                       'equivalent' (analysis/verdicts.py), declared before results are seen.
+                       'equivalent' (analysis/verdicts.py), declared before results are seen;
+  ``diagnostics``      training statistics (columns of a run's ``progress.csv``) the report summarises per
+                       env: ``{column: what it measures}``.
 Unknown keys, wrong types and numbers out of range (``BOUNDS``) are errors (one line, naming what is allowed).
 """
 
@@ -45,6 +47,7 @@ TOP_LEVEL_KEYS = {
     "scoring",
     "reference",
     "verdict",
+    "diagnostics",
 }
 REFERENCE_KEYS = {
     "algo",
@@ -162,6 +165,8 @@ class PaperConfig:
     reference: dict[str, Any]
     margin: float = DEFAULT_MARGIN
     margin_source: str = "[ours] the suite's default (replications/core/config.py DEFAULT_MARGIN)"
+    diagnostics: dict[str, str] = dataclasses.field(default_factory=dict)
+    """progress.csv column -> what it measures: summarised per env in the report."""
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
@@ -204,6 +209,9 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
     margin_value = margin.get("equivalence_margin", DEFAULT_MARGIN)
     if isinstance(margin_value, bool) or not isinstance(margin_value, int | float) or not 0 < margin_value < 1:
         raise UserError(f"{path}: verdict.equivalence_margin = {margin_value!r}: must be a number in (0, 1)")
+    diagnostics = raw.get("diagnostics") or {}
+    if not isinstance(diagnostics, dict) or not all(isinstance(v, str) for v in diagnostics.values()):
+        raise UserError(f"{path}: diagnostics must map progress.csv columns to what they measure, got {diagnostics!r}")
     overrides = {
         env: _values_and_sources(block, f"{path}: env_overrides.{env}")[0]
         for env, block in (raw.get("env_overrides") or {}).items()
@@ -225,6 +233,7 @@ def load_paper_config(algo: str, path: Path | None = None) -> PaperConfig:
         reference,
         float(margin_value),
         margin_source.get("equivalence_margin", PaperConfig.margin_source),
+        {str(k): v for k, v in diagnostics.items()},
     )
 
 
