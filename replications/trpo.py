@@ -36,6 +36,7 @@ import torch
 
 from replications.core.advantages import standardize
 from replications.core.algorithm import Update
+from replications.core.config import late_field
 from replications.core.envs import Normalization
 from replications.core.logging import RunLogger
 from replications.core.natural_gradient import (
@@ -79,14 +80,17 @@ class TRPOConfig:
     clip_observations: float
     normalize_rewards: bool
     clip_rewards: float
+    value_activation: Literal["tanh", "relu"] | None = late_field(None)
+    """The value MLP's activation; None: the policy's (baselines' value_network='copy'). Set for our TRPO at
+    NPG's settings (mjrl's ReLU baseline)."""
 
     def normalization(self) -> Normalization:
         return Normalization(
             self.normalize_observations, self.normalize_rewards, self.gamma, self.clip_observations, self.clip_rewards
         )
 
-    def networks(self) -> Networks:  # the value MLP a copy of the policy's: its activation too (baselines 'copy')
-        return networks(self, self.value_hidden_sizes, self.activation)
+    def networks(self) -> Networks:
+        return networks(self, self.value_hidden_sizes, self.value_activation or self.activation)
 
     def evaluation(self) -> None:  # scored by its training episodes
         return None

@@ -141,8 +141,14 @@ def test_the_trpo_it_is_tested_against_differs_from_qprop_only_in_the_control_va
     from experiments.grid import make_spec
     from experiments.reporting.comparison import comparators
 
-    (key, other, overrides, label), plain = comparators(load_paper_config(algo).reference)
-    assert (key, other, label, plain[1]) == ("trpo-qprop-settings", "trpo", "our TRPO at Q-Prop's settings", "trpo")
+    matched, plain = comparators(load_paper_config(algo).reference)
+    assert (matched.key, matched.algo, matched.label, plain.algo) == (
+        "trpo-qprop-settings",
+        "trpo",
+        "our TRPO at Q-Prop's settings",
+        "trpo",
+    )
+    overrides = matched.overrides
     for env in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5"):
         qprop = make_spec(algo, "ours", env, 0, 5000, "paper", {}).hyperparameters
         trpo = make_spec("trpo", "ours", env, 0, 5000, "paper", overrides).hyperparameters

@@ -284,19 +284,33 @@ def test_summary_names_the_missing_runs(tmp_path):
 
 
 def test_comparators_of_a_config_and_their_bad_entries():
-    from experiments.reporting.comparison import comparators
+    from experiments.reporting.comparison import Comparator, comparators
     from replications.core.errors import UserError
 
     assert comparators({"compare_algo": "trpo", "compare_overrides": {"horizon": 5000}}) == [
-        ("trpo", "trpo", {"horizon": 5000}, "our TRPO")
+        Comparator("trpo", "trpo", {"horizon": 5000}, "our TRPO")
     ]
-    assert [c[0] for c in comparators({"compare_algo": ["ppo", "trpo", {"algo": "trpo", "key": "t2"}]})] == [
+    (per_env,) = comparators(
+        {
+            "compare_algo": {
+                "algo": "trpo",
+                "overrides": {"max_kl": 0.02},
+                "env_overrides": {"Swimmer-v5": {"max_kl": 0.05}},
+            }
+        }
+    )
+    assert per_env.overrides_for("Swimmer-v5") == {"max_kl": 0.05} and per_env.overrides_for("Hopper-v5") == {
+        "max_kl": 0.02
+    }
+    assert [c.key for c in comparators({"compare_algo": ["ppo", "trpo", {"algo": "trpo", "key": "t2"}]})] == [
         "ppo",
         "trpo",
         "t2",
     ]
-    with pytest.raises(UserError, match="needs 'algo'; allowed keys: algo, overrides, label, key"):
+    with pytest.raises(UserError, match="needs 'algo'; allowed keys: algo, overrides, env_overrides, label, key"):
         comparators({"compare_algo": [{"algo": "trpo", "override": {}}]})
+    with pytest.raises(UserError, match=r"env_overrides: env -> \{field: value\}"):
+        comparators({"compare_algo": [{"algo": "trpo", "env_overrides": {"Swimmer-v5": 0.05}}]})
     with pytest.raises(UserError, match="two entries share a key"):
         comparators({"compare_algo": ["trpo", {"algo": "trpo"}]})
 

@@ -82,3 +82,36 @@ def test_learns_cartpole(tmp_path, algo, steps):
     episodes = pd.read_csv(store.path(spec) / "episodes.csv")
     assert episodes["return"].iloc[:20].mean() < 50
     assert episodes["return"].iloc[-20:].mean() >= 150
+
+
+def test_trpo_at_npgs_settings_differs_from_npg_only_in_the_line_search():
+    """The NPG report's first comparison is our TRPO at NPG's settings (npg.yaml reference.compare_algo): every
+    hyperparameter the two share agrees on every env of NPG's grid, max_kl is NPG's quadratic KL target
+    delta_n / 2, and from the same weights and batch TRPO's step is NPG's step times its line search's fraction."""
+    import copy
+
+    from experiments.reporting.comparison import comparators
+
+    paper = load_paper_config("npg")
+    matched, own = comparators(paper.reference)
+    assert (matched.key, matched.algo, own.key) == ("trpo-npg-settings", "trpo", "trpo")
+    for env in paper.budget("paper").steps:
+        ours = make_spec("npg", "ours", env, 0, 10_000, "paper", {}).hyperparameters
+        other = make_spec("trpo", "ours", env, 0, 10_000, "paper", matched.overrides_for(env)).hyperparameters
+        shared = set(ours) & set(other)
+        assert shared >= {"horizon", "hidden_sizes", "cg_damping", "gae_lambda", "value_activation", "init_log_std"}
+        assert {k: other[k] for k in shared} == {k: ours[k] for k in shared}, env
+        assert other["max_kl"] == ours["normalized_step_size"] / 2 and other["fisher_subsample"] == 1, env
+    env = "Hopper-v5"
+    cfg, pol, vf, g, batch = _batch("npg", npg.NPGConfig, env, {"horizon": 2000})
+    trpo_cfg = resolve(load_paper_config("trpo"), trpo.TRPOConfig, env, {**matched.overrides_for(env), "horizon": 2000})
+    trpo_pol, trpo_vf = copy.deepcopy(pol), copy.deepcopy(vf)
+    theta = flat_params(list(pol.parameters()))
+    npg.make_update(cfg, OneSeed(pol, vf, g))(batch, 0, 1)
+    (stats,) = trpo.make_update(trpo_cfg, OneSeed(trpo_pol, trpo_vf, torch.Generator().manual_seed(0)))(batch, 0, 1)
+    npg_step = flat_params(list(pol.parameters())) - theta
+    trpo_step = flat_params(list(trpo_pol.parameters())) - theta
+    fraction = float(trpo_step @ npg_step / (npg_step @ npg_step))  # the line search's 0.5^k, or 1
+    assert stats["accepted"] == 1 and any(fraction == pytest.approx(0.5**k, rel=1e-3) for k in range(11))
+    # float32 CG from advantages standardised with 1e-8 (TRPO) and 1e-6, population std (NPG): measured 5e-5
+    assert float((trpo_step - fraction * npg_step).norm() / (fraction * npg_step).norm()) < 1e-3

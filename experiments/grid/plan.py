@@ -116,12 +116,12 @@ def build_comparison(
     if compare and not has_sb3:  # no SB3 counterpart: against our own algorithms, same envs, seeds and steps
         baselines = [
             Group(
-                key,
-                label,
-                tuple(make_spec(other, "ours", s.env, s.seed, s.steps, budget, extra) for s in ours),
+                c.key,
+                c.label,
+                tuple(make_spec(c.algo, "ours", s.env, s.seed, s.steps, budget, c.overrides_for(s.env)) for s in ours),
                 comparator=True,
             )
-            for key, other, extra, label in compare
+            for c in compare
         ]
     relation = paper.reference.get("relation", "")
     if overrides:

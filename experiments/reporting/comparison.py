@@ -70,33 +70,54 @@ class Comparison:
         return self.matched_label if spec.run_id in self.matched_ids else spec.impl
 
 
-def comparators(reference: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], str]]:
-    """(key, algo, overrides, label) of each of our algorithms a report compares with (``reference.compare_algo``).
+@dataclass(frozen=True)
+class Comparator:
+    """One of our algorithms a report compares with, at the settings the config names: ``overrides`` on every
+    env, ``env_overrides[env]`` on top where the compared algorithm's own config changes a value per env."""
+
+    key: str
+    algo: str
+    overrides: dict[str, Any]
+    label: str
+    env_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def overrides_for(self, env: str) -> dict[str, Any]:
+        return {**self.overrides, **self.env_overrides.get(env, {})}
+
+
+COMPARATOR_KEYS = ("algo", "overrides", "env_overrides", "label", "key")
+
+
+def comparators(reference: dict[str, Any]) -> list[Comparator]:
+    """Each of our algorithms a report compares with (``reference.compare_algo``).
 
     An entry is an algorithm name (its paper config with ``reference.compare_overrides``) or a mapping
-    ``{algo, overrides, label, key}``, so one algorithm can appear twice at different settings. The first
-    entry gives the summary's verdict.
+    ``{algo, overrides, env_overrides, label, key}``, so one algorithm can appear twice at different settings.
+    The first entry gives the summary's verdict.
     """
     raw = reference.get("compare_algo") or []
     out = []
     for entry in [raw] if isinstance(raw, str | dict) else raw:
         if isinstance(entry, str):
             entry = {"algo": entry, "overrides": reference.get("compare_overrides", {})}
-        unknown = set(entry) - {"algo", "overrides", "label", "key"}
-        if "algo" not in entry or unknown:
+        unknown = set(entry) - set(COMPARATOR_KEYS)
+        per_env = entry.get("env_overrides") or {}
+        if "algo" not in entry or unknown or not all(isinstance(v, dict) for v in per_env.values()):
             raise UserError(
-                f"reference.compare_algo entry {entry!r}: needs 'algo'; allowed keys: algo, overrides, label, key"
+                f"reference.compare_algo entry {entry!r}: needs 'algo'; allowed keys: {', '.join(COMPARATOR_KEYS)} "
+                "(env_overrides: env -> {field: value})"
             )
         algo = entry["algo"]
         out.append(
-            (
+            Comparator(
                 entry.get("key", algo),
                 algo,
                 dict(entry.get("overrides") or {}),
                 entry.get("label", f"our {algo.upper()}"),
+                {str(env): dict(v) for env, v in per_env.items()},
             )
         )
-    keys = [key for key, *_ in out]
+    keys = [c.key for c in out]
     if len(set(keys)) < len(keys):
         raise UserError(f"reference.compare_algo: two entries share a key ({', '.join(keys)}); give each a 'key'")
     return out
