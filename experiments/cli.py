@@ -245,8 +245,20 @@ def _regress(args: argparse.Namespace) -> int:
     from experiments.tools.regress import regress
     from replications.core.config import parse_overrides
 
+    if args.probe:
+        from experiments.tools.regress import probe
+
+        if not (args.steps and args.mutant):
+            raise UserError("--probe ENV needs --steps N and --mutant NAME (the bug to separate from)")
+        probe(args.algo, args.probe, args.steps, args.mutant, args.seeds, args.workers, args.seed_parallel)
+        return 0
     return regress(
-        args.algo, update_baseline=args.update_baseline, workers=args.workers, overrides=parse_overrides(args.set)
+        args.algo,
+        update_baseline=args.update_baseline,
+        workers=args.workers,
+        overrides=parse_overrides(args.set),
+        mutant=args.mutant,
+        seed_parallel=args.seed_parallel,
     )
 
 
@@ -413,6 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--update-baseline", action="store_true", help="rewrite the baseline after a deliberate change")
     g.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1)
     g.add_argument("--set", action="append", metavar="KEY=VALUE", help="run the suite with these overrides")
+    g.add_argument(
+        "--mutant", metavar="NAME", help="plant one bug of experiments/tools/mutants.py (in a copy of the code)"
+    )
+    g.add_argument(
+        "--seed-parallel",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="train up to K seeds per process (PPO, TRPO, NPG)",
+    )
+    g.add_argument("--probe", metavar="ENV", help="measure how fast ENV separates the code from --mutant")
+    g.add_argument("--steps", type=_positive_int, help="with --probe: steps per run (scored at 1/8, 1/4, 1/2, 1)")
+    g.add_argument("--seeds", type=_positive_int, default=5, help="with --probe: seeds of each (default 5)")
     g.set_defaults(func=_regress)
 
     lk = sub.add_parser(

@@ -53,3 +53,26 @@ def test_goldens_are_looked_up_by_cpu_kind_then_vendor(tmp_path, monkeypatch):
     assert fp.golden_path("ppo", "AuthenticAMD-AVX512") == tmp_path / "AuthenticAMD-AVX512" / "ppo.json"
     assert not fp.golden_path("ppo", "AuthenticAMD-AVX2").exists()  # no golden for that kind: the test skips
     assert cpu_kind().count("-") == 1
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_a_golden_fingerprint_is_rewritten_only_with_a_passing_gate_record(algo):
+    """A golden may change (``rlrepro fingerprint --update``) only together with a passing gate record for that
+    golden (``rlrepro regress ALGO`` writes results/regress/ALGO-gate.json): an algorithm whose numbers changed
+    cannot land without having been through the regression gate. Another CPU kind's golden added for unchanged
+    code (``--add-kind``) keeps the record valid."""
+    from experiments.tools.regress import baseline_path, gate_record_path, golden_hashes
+
+    if not baseline_path(algo).exists():
+        pytest.skip(f"{algo} has no regression gate yet (no results/regress/{algo}-baseline.csv)")
+    fix = f"run 'rlrepro regress {algo}' (it must pass) and commit results/regress/{algo}-gate.json with the golden"
+    path = gate_record_path(algo)
+    assert path.exists(), f"{algo}: no gate record; {fix}"
+    record = json.loads(path.read_text())
+    assert record["passed"], f"{algo}: the last gate record did not pass (P {record['p_improvement']}); {fix}"
+    assert not record["dirty"], f"{algo}: the gate record was made from a tree with uncommitted changes; {fix}"
+    now = golden_hashes(algo)
+    shared = set(now) & set(record["golden"])
+    assert shared, f"{algo}: the gate record vouches for no golden fingerprint that exists now; {fix}"
+    changed = sorted(kind for kind in shared if now[kind] != record["golden"][kind])
+    assert not changed, f"{algo}: golden fingerprint(s) {changed} changed since the passing gate record; {fix}"

@@ -1,10 +1,13 @@
 """The regression gate: a deliberate bug is flagged, the unchanged code is not (on fresh seeds)."""
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.tools.regress import baseline_path, compare, regress
+from experiments.tools.regress import baseline_path, compare, gate_record_path, golden_hashes, regress
 
 
 def _df(scores):
@@ -21,19 +24,27 @@ def test_compare_flags_only_a_significant_drop():
     assert result["regression"] and result["ci_high"] < 0.5 and result["p_improvement"] == 0.0
 
 
+def _baseline_copy(tmp_path, algo):
+    """The committed baseline in a folder of the test's own (each check writes its gate record beside it)."""
+    assert baseline_path(algo).exists(), "the committed baseline is part of the repository"
+    shutil.copy(baseline_path(algo), baseline_path(algo, tmp_path))
+    return tmp_path
+
+
 @pytest.mark.slow
-def test_unchanged_code_is_not_flagged(capsys):
-    assert baseline_path("ppo").exists(), "the committed baseline is part of the repository"
-    assert regress("ppo", workers=2) == 0
+def test_unchanged_code_is_not_flagged(capsys, tmp_path):
+    assert regress("ppo", workers=2, baseline_dir=_baseline_copy(tmp_path, "ppo")) == 0
     assert "no significant regression" in capsys.readouterr().out
+    record = json.loads(gate_record_path("ppo", tmp_path).read_text())
+    assert record["passed"] and record["golden"] == golden_hashes("ppo") and record["ci"][1] >= 0.5
 
 
 @pytest.mark.slow
-def test_wrong_sign_in_advantage_normalisation_is_flagged(monkeypatch, capsys):
+def test_wrong_sign_in_advantage_normalisation_is_flagged(monkeypatch, capsys, tmp_path):
     import replications.ppo as ppo
 
     original = ppo.clipped_surrogate_loss
     # the bug: advantages normalised with the wrong sign, (mean - A) / std instead of (A - mean) / std
     monkeypatch.setattr(ppo, "clipped_surrogate_loss", lambda lp, old, adv, clip: original(lp, old, -adv, clip))
-    assert regress("ppo", workers=1) == 1  # in this process, so the patched code is what runs
+    assert regress("ppo", workers=1, baseline_dir=_baseline_copy(tmp_path, "ppo")) == 1  # patched code in-process
     assert "REGRESSION" in capsys.readouterr().out

@@ -9,20 +9,32 @@ Test: the probability of improvement P(candidate > baseline) (rliable; per env a
 averaged over envs) with a 95% stratified-bootstrap CI. A regression is a CI entirely below 0.5: the current
 code is significantly more likely to score lower than the baseline. Exact numerical changes are caught
 separately by the golden fingerprints in ``make test``.
+
+Each check of the working code writes its decision as the gate record ``results/regress/<algo>-gate.json``
+(commit, the golden fingerprint files it ran against, P and its CI, pass or not): a golden fingerprint may only
+be rewritten together with a passing record for the same golden (tests/test_fingerprint.py checks it), so a
+change to an algorithm's numbers cannot land without having been through the gate. ``--mutant NAME`` runs the
+candidate suite with one planted bug of ``experiments/tools/mutants.py`` applied to a copy of the code (the
+working tree is not touched; no record is written): how the gate's power is measured.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
+import json
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from analysis.scores import with_scores
 from analysis.stats import probability_of_improvement
-from experiments.grid import execute, plan_grid, run_grid
+from experiments.grid import execute, make_spec, plan_grid, run_grid
 from experiments.store import ResultsStore, provenance
 from replications.core.errors import UserError
 
@@ -35,22 +47,149 @@ def baseline_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
     return directory / f"{algo}-baseline.csv"
 
 
-def run_suite(algo: str, seed_offset: int, workers: int, overrides: dict | None = None) -> pd.DataFrame:
-    """Per-seed scores of the regress suite for the current code (a temporary results store)."""
+def gate_record_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
+    return directory / f"{algo}-gate.json"
+
+
+def golden_hashes(algo: str) -> dict[str, str]:
+    """cpu kind -> sha256 of ``tests/golden/<kind>/<algo>.json``: the fingerprints a gate record vouches for."""
+    golden = Path(__file__).resolve().parents[2] / "tests" / "golden"
+    return {
+        path.parent.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(golden.glob(f"*/{algo}.json"))
+    }
+
+
+Plan = list[tuple[str, int, int]]
+"""(env, seed, steps) of each run of a suite, for one algorithm, budget and overrides."""
+
+_IN_COPY = """
+import json, sys
+from pathlib import Path
+import replications
+copy, args = Path(sys.argv[1]).resolve(), json.loads(sys.argv[2])
+if Path(replications.__file__).resolve().parents[1] != copy:
+    sys.exit(f"the mutant's runs imported {replications.__file__}, not the mutated copy in {copy}")
+from experiments.tools.regress import run_plan
+run_plan(**args)
+"""
+
+
+def run_plan(
+    algo: str,
+    budget: str,
+    plan: Plan,
+    root: str,
+    workers: int = 1,
+    seed_parallel: int = 1,
+    overrides: dict | None = None,
+    mutant: str | None = None,
+) -> None:
+    """Run ``plan`` into the results store at ``root``; with ``mutant``, in a subprocess on a copy of the code
+    with that planted bug (experiments/tools/mutants.py), the working tree untouched. RuntimeError if any run
+    failed."""
+    if mutant:
+        from experiments.tools.mutants import get, mutated_copy
+
+        args = dict(algo=algo, budget=budget, plan=plan, root=root, workers=workers, seed_parallel=seed_parallel)
+        with mutated_copy(get(mutant)) as copy:
+            env = {**os.environ, "PYTHONPATH": str(copy), "RLREPRO_MUTANT": mutant}
+            cmd = [sys.executable, "-c", _IN_COPY, str(copy), json.dumps({**args, "overrides": overrides})]
+            if subprocess.run(cmd, cwd=copy, env=env, check=False).returncode != 0:
+                raise RuntimeError(f"the runs with mutant {mutant} failed")
+        return
+    specs = [make_spec(algo, "ours", env, seed, steps, budget, overrides or {}) for env, seed, steps in plan]
+    store = ResultsStore(root)
+    if workers <= 1 and seed_parallel <= 1:  # in this process (what a test that patches the code needs)
+        for spec in specs:
+            execute(spec, store)
+        return
+    _, failures = run_grid(specs, store, workers=workers, seed_parallel=seed_parallel)
+    if failures:
+        raise RuntimeError(f"runs failed: {failures}")
+
+
+def run_suite(
+    algo: str,
+    seed_offset: int,
+    workers: int,
+    overrides: dict | None = None,
+    seed_parallel: int = 1,
+    mutant: str | None = None,
+) -> pd.DataFrame:
+    """Per-seed scores of the regress suite (seeds offset by ``seed_offset``) for the current code, or with
+    ``mutant`` planted (a temporary results store); with ``seed_parallel`` K, up to K seeds of one config
+    train in one process (PPO, TRPO, NPG)."""
     specs = plan_grid(algo, "regress", impls=["ours"], overrides=overrides)
-    specs = [dataclasses.replace(s, seed=s.seed + seed_offset) for s in specs]
+    plan = [(s.env, s.seed + seed_offset, s.steps) for s in specs]
     with tempfile.TemporaryDirectory() as tmp:
-        store = ResultsStore(tmp)
-        if workers <= 1:  # in this process (what a test that patches the code needs)
-            rows = [execute(spec, store) for spec in specs]
-        else:
-            _, failures = run_grid(specs, store, workers=workers)
-            if failures:
-                raise RuntimeError(f"regress suite runs failed: {failures}")
-            rows = store.read_index().to_dict("records")
-        scored = with_scores(pd.DataFrame(rows), store.root)
+        run_plan(algo, "regress", plan, tmp, workers, seed_parallel, overrides, mutant)
+        scored = with_scores(ResultsStore(tmp).read_index(), Path(tmp))
     df = scored[["env", "seed", "score", "steps", "config_id"]].sort_values(["env", "seed"])
     return df.reset_index(drop=True)
+
+
+PROBE_SEED_OFFSET = 2000
+PROBE_FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+
+
+def probe(
+    algo: str, env: str, steps: int, mutant: str, seeds: int = 5, workers: int = 1, seed_parallel: int = 1
+) -> pd.DataFrame:
+    """How fast a suite on ``env`` separates the working code from ``mutant``: ``seeds`` runs of each for
+    ``steps``, scored (the algorithm's rule) on what each run had logged at fractions of ``steps``; per
+    fraction, P(working > mutant) with its 95% CI. One pair of grids gives every budget up to ``steps``, so the
+    cheapest budget that separates them is read off, not guessed (record it in the config's regress budget)."""
+    from analysis.scores import scoring_rule
+    from analysis.scoring import read_run_table, score
+
+    rule = scoring_rule(algo)
+    plan = [(env, PROBE_SEED_OFFSET + i, steps) for i in range(seeds)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, planted in (("working", None), ("mutant", mutant)):
+            start = time.time()
+            run_plan(algo, "custom", plan, f"{tmp}/{name}", workers, seed_parallel, None, planted)
+            wall = time.time() - start
+            store = ResultsStore(f"{tmp}/{name}")
+            for row in store.read_index().itertuples():
+                run_dir = store.root / row.path
+                episodes = read_run_table(run_dir / "episodes.csv", ("step", "return"))
+                path = run_dir / "evaluations.csv"
+                evaluations = read_run_table(path, ("step", "return")) if path.exists() else None
+                for fraction in PROBE_FRACTIONS:
+                    cut = fraction * steps
+                    value = score(
+                        episodes[episodes.step <= cut],
+                        rule,
+                        None if evaluations is None else evaluations[evaluations.step <= cut],
+                    )
+                    rows.append({"code": name, "seed": row.seed, "steps": int(cut), "score": value, "wall": wall})
+    runs = pd.DataFrame(rows)
+    table = []
+    for cut, at in runs.groupby("steps"):
+        working, broken = (at[at.code == c].score.dropna().to_numpy() for c in ("working", "mutant"))
+        p, lo, hi = probability_of_improvement({env: working}, {env: broken})
+        table.append(
+            {
+                "steps": cut,
+                "working_mean": working.mean(),
+                "mutant_mean": broken.mean(),
+                "p_working_better": p,
+                "ci_low": lo,
+                "ci_high": hi,
+                "separated": lo > BOUND,
+            }
+        )
+    out = pd.DataFrame(table)
+    wall = runs.groupby("code").wall.first()
+    print(f"probe {algo} on {env}, {seeds} seeds x {steps:,} steps, mutant {mutant}:")
+    print(out.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
+    print(
+        f"wall: working {wall['working']:,.0f} s, mutant {wall['mutant']:,.0f} s for {seeds} seeds x {steps:,} steps "
+        f"({workers} worker(s), seed-parallel {seed_parallel})"
+    )
+    return out
 
 
 def compare(candidate: pd.DataFrame, baseline: pd.DataFrame) -> dict:
@@ -79,16 +218,23 @@ def regress(
     workers: int = 1,
     overrides: dict | None = None,
     baseline_dir: Path = BASELINE_DIR,
+    mutant: str | None = None,
+    seed_parallel: int = 1,
 ) -> int:
+    """0: no significant regression; 1: a regression (or, with ``mutant``, a suite the bug made fail)."""
     path = baseline_path(algo, baseline_dir)
+    start = time.time()
     if update_baseline:
-        df = run_suite(algo, 0, workers, overrides)
+        if mutant:
+            raise UserError("--mutant measures the gate against the committed baseline; it cannot write one")
+        df = run_suite(algo, 0, workers, overrides, seed_parallel)
         meta = provenance()
         df["commit"], df["dirty"] = meta["commit"], meta["dirty"]
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False)
         print(
-            f"baseline for {algo} written to {path} ({len(df)} runs at commit {meta['commit']}, dirty={meta['dirty']})"
+            f"baseline for {algo} written to {path} ({len(df)} runs at commit {meta['commit']}, dirty={meta['dirty']}, "
+            f"{time.time() - start:,.0f} s)"
         )
         return 0
     if not path.exists():
@@ -100,7 +246,18 @@ def regress(
         raise UserError(
             f"baseline {path} is unreadable ({str(exc).splitlines()[0]}); regenerate it with --update-baseline"
         ) from exc
-    candidate = run_suite(algo, CANDIDATE_SEED_OFFSET, workers, overrides)
+    if mutant:
+        from experiments.tools.mutants import get
+
+        planted = get(mutant)
+        print(f"mutant {planted.name} ({planted.family}; {planted.file}): {planted.what}")
+        try:
+            candidate = run_suite(algo, CANDIDATE_SEED_OFFSET, workers, overrides, seed_parallel, mutant)
+        except RuntimeError as exc:
+            print(f"{exc}: CAUGHT (the planted bug broke the suite)")
+            return 1
+    else:
+        candidate = run_suite(algo, CANDIDATE_SEED_OFFSET, workers, overrides, seed_parallel)
     stale = set(baseline.config_id) != set(candidate.config_id)
     if stale:
         print(
@@ -110,10 +267,37 @@ def regress(
     result = compare(candidate, baseline)
     print(result["table"].to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
     verdict = "REGRESSION" if result["regression"] else "no significant regression"
+    wall = time.time() - start
     print(
         f"P(current > baseline) = {result['p_improvement']:.2f}, 95% CI [{result['ci_low']:.2f}, "
         f"{result['ci_high']:.2f}] (baseline commit {baseline['commit'].iloc[0]}): {verdict} "
-        f"(regression = CI entirely below {BOUND})"
+        f"(regression = CI entirely below {BOUND}); {wall:,.0f} s"
     )
+    if not mutant and not overrides:
+        write_gate_record(algo, result, baseline, stale, wall, baseline_dir)
     sys.stdout.flush()
     return 1 if result["regression"] else 0
+
+
+def write_gate_record(
+    algo: str, result: dict, baseline: pd.DataFrame, stale: bool, wall: float, directory: Path = BASELINE_DIR
+) -> None:
+    """The gate's decision on the working code, kept beside the baseline (tests/test_fingerprint.py reads it)."""
+    meta = provenance()
+    record: dict[str, Any] = {
+        "algo": algo,
+        "passed": not result["regression"] and not stale,
+        "p_improvement": round(float(result["p_improvement"]), 4),
+        "ci": [round(float(result["ci_low"]), 4), round(float(result["ci_high"]), 4)],
+        "stale_baseline": stale,
+        "baseline_commit": str(baseline["commit"].iloc[0]),
+        "commit": meta["commit"],
+        "dirty": meta["dirty"],
+        "golden": golden_hashes(algo),
+        "wall_s": round(wall, 1),
+        "cpu": meta["cpu"],
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = gate_record_path(algo, directory)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"gate record: {path} ({'passed' if record['passed'] else 'NOT passed'})")
