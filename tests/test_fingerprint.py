@@ -61,7 +61,8 @@ def test_a_golden_fingerprint_is_rewritten_only_with_a_passing_gate_record(algo)
     golden (``rlrepro regress ALGO`` writes results/regress/ALGO-gate.json): an algorithm whose numbers changed
     cannot land without having been through the regression gate. Another CPU kind's golden added for unchanged
     code (``--add-kind``) keeps the record valid."""
-    from experiments.tools.regress import baseline_path, gate_record_path, golden_hashes
+    from experiments.tools.fingerprint import golden_hashes
+    from experiments.tools.regress import baseline_path, gate_record_path
 
     if not baseline_path(algo).exists():
         pytest.skip(f"{algo} has no regression gate yet (no results/regress/{algo}-baseline.csv)")

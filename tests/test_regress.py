@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.tools.regress import baseline_path, compare, gate_record_path, golden_hashes, regress
+from experiments.tools.fingerprint import golden_hashes
+from experiments.tools.regress import baseline_path, compare, gate_record_path, regress
 
 
 def _df(scores):

@@ -17,6 +17,7 @@ machine); ``rlrepro fingerprint --add-kind`` adds this kind's goldens for unchan
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -81,6 +82,13 @@ def cpu_kind() -> str:
     except OSError:
         pass
     return f"{vendor}-{torch.backends.cpu.get_cpu_capability()}"
+
+
+def golden_hashes(algo: str) -> dict[str, str]:
+    """cpu kind -> sha256 of every kind's golden of ``algo``: what a regression-gate record vouches for."""
+    return {
+        p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(GOLDEN_DIR.glob(f"*/{algo}.json"))
+    }
 
 
 def golden_path(algo: str, kind: str | None = None) -> Path:

@@ -20,7 +20,6 @@ working tree is not touched; no record is written): how the gate's power is meas
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -36,6 +35,7 @@ from analysis.scores import with_scores
 from analysis.stats import probability_of_improvement
 from experiments.grid import execute, make_spec, plan_grid, run_grid
 from experiments.store import ResultsStore, provenance
+from experiments.tools.fingerprint import golden_hashes
 from replications.core.errors import UserError
 
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "results" / "regress"
@@ -49,15 +49,6 @@ def baseline_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
 
 def gate_record_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
     return directory / f"{algo}-gate.json"
-
-
-def golden_hashes(algo: str) -> dict[str, str]:
-    """cpu kind -> sha256 of ``tests/golden/<kind>/<algo>.json``: the fingerprints a gate record vouches for."""
-    golden = Path(__file__).resolve().parents[2] / "tests" / "golden"
-    return {
-        path.parent.name: hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(golden.glob(f"*/{algo}.json"))
-    }
 
 
 Plan = list[tuple[str, int, int]]
