@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import re
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -708,7 +709,7 @@ def normalised_aggregates(inp: ReportInput, out_dir: Path) -> tuple[pd.DataFrame
             continue
         tables.append(table)
         fig = performance_profile_figure(normalized, label)
-        name = f"profile_{label.replace(' ', '_')}.png"
+        name = f"profile_{re.sub(r'[^A-Za-z0-9]+', '_', label).strip('_')}.png"
         fig.savefig(out_dir / name)
         plt.close(fig)
         images.append(name)

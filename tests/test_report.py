@@ -107,20 +107,22 @@ def test_report_against_several_of_our_algorithms(tmp_path):
         runs,
         tmp_path,
         {"Hopper": {**reference, "metric": "final return"}},
-        baselines=[("ppo", "our PPO"), ("sac", "our SAC")],
+        baselines=[("ppo", "our PPO at AWR's settings"), ("sac", "our SAC")],
         curves="evaluation",
     )
     summary = build_report(inp, tmp_path / "out")
     assert summary.impl.tolist() == ["ours", "ppo", "sac"]
+    assert (tmp_path / "out" / "profile_our_PPO_at_AWR_s_settings.png").exists()  # a label's quote is not a name
     assert summary.set_index("impl").verdict.to_dict() == {"ours": "better", "ppo": "n/a", "sac": "n/a"}
     assert summary.set_index("impl").paper_value.to_dict() == pytest.approx(  # AWR's number is not PPO's
         {"ours": 3405.0, "ppo": float("nan"), "sac": float("nan")}, nan_ok=True
     )
     versus = pd.read_csv(tmp_path / "out" / "comparisons.csv")
-    assert versus.set_index("baseline").verdict.to_dict() == {"our PPO": "better", "our SAC": "worse"}
-    assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({"our PPO": 56.0, "our SAC": 306.0})
+    ppo = "our PPO at AWR's settings"
+    assert versus.set_index("baseline").verdict.to_dict() == {ppo: "better", "our SAC": "worse"}
+    assert versus.set_index("baseline").baseline_mean.to_dict() == pytest.approx({ppo: 56.0, "our SAC": 306.0})
     md = (tmp_path / "out" / "summary.md").read_text()
-    assert "ours against our PPO on 1 env: better on 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
+    assert f"ours against {ppo} on 1 env: better on 1" in md and "| Hopper-v5 | ours | our SAC | 3 | 3 |" in md
     assert "Missing from this report" not in md  # a complete grid has no such line
     assert (tmp_path / "out" / "curves_Hopper-v5.png").exists()  # evaluation curves beside PPO's training curve
 
