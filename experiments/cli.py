@@ -245,6 +245,8 @@ def _regress(args: argparse.Namespace) -> int:
     from experiments.tools.regress import regress
     from replications.core.config import parse_overrides
 
+    if args.power or args.false_alarms or args.simulate_false_alarms:
+        return _gate_power(args)
     if args.probe:
         from experiments.tools.regress import probe
 
@@ -260,6 +262,23 @@ def _regress(args: argparse.Namespace) -> int:
         mutant=args.mutant,
         seed_parallel=args.seed_parallel,
     )
+
+
+def _gate_power(args: argparse.Namespace) -> int:
+    from experiments.tools import gate_power
+
+    if args.set or args.update_baseline or args.probe:
+        raise UserError(
+            "--power and the false-alarm measurements run the committed suite: no --set, --probe or --update-baseline"
+        )
+    if args.power:
+        names = [n for n in (args.mutants or "").split(",") if n]
+        gate_power.measure_power(args.algo, names, args.workers, args.seed_parallel)
+    if args.simulate_false_alarms:
+        gate_power.simulate_false_alarms(args.algo, args.simulate_false_alarms)
+    if args.false_alarms:
+        gate_power.measure_false_alarms(args.algo, args.false_alarms, args.workers, args.seed_parallel)
+    return 0
 
 
 def _lockstep(args: argparse.Namespace) -> int:
@@ -438,6 +457,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--probe", metavar="ENV", help="measure how fast ENV separates the code from --mutant")
     g.add_argument("--steps", type=_positive_int, help="with --probe: steps per run (scored at 1/8, 1/4, 1/2, 1)")
     g.add_argument("--seeds", type=_positive_int, default=5, help="with --probe: seeds of each (default 5)")
+    g.add_argument(
+        "--power",
+        action="store_true",
+        help="the gate's decision with each planted bug ALGO runs (or --mutants): results/regress/power.csv",
+    )
+    g.add_argument("--mutants", metavar="A,B", help="with --power: only these mutants")
+    g.add_argument(
+        "--false-alarms",
+        type=_positive_int,
+        metavar="N",
+        help="N gate decisions on disjoint fresh-seed sets of the working code: results/regress/false-alarms.csv",
+    )
+    g.add_argument(
+        "--simulate-false-alarms",
+        type=_positive_int,
+        metavar="REPS",
+        help="REPS simulated decisions from a normal fit of the committed baseline (results/regress/false-alarms.csv)",
+    )
     g.set_defaults(func=_regress)
 
     lk = sub.add_parser(

@@ -332,13 +332,21 @@ unknown backend (with another message) before any run starts, so the test fails 
             ["train", "npg", "Pendulum-v1", "--steps", "10000", "--set", "normalize_observations=true"],
             "observation normalisation needs clip_observations, which npg's config does not have",
         ),
+        (
+            ["regress", "ppo", "--power", "--mutants", "sac-alpha-loss-sign"],
+            "mutant sac-alpha-loss-sign plants code that ppo does not run; ppo's: ppo-advantage-sign,",
+        ),
+        (
+            ["regress", "ppo", "--false-alarms", "20", "--set", "gamma=0.9"],
+            "--power and the false-alarm measurements run the committed suite: no --set",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(rlrepro_cmd, tmp_path, args, message):
     """Bad numbers, names and paths: one line naming the value and what is allowed, exit 2, before any run,
     report or lock file is written (the command runs in an empty folder holding one file, ``afile``)."""
     (tmp_path / "afile").write_text("a file, not a folder\n")
-    where = {"train": ["--out", "results"], "bench": []}.get(args[0], ["--results", "results"])
+    where = {"train": ["--out", "results"], "bench": [], "regress": []}.get(args[0], ["--results", "results"])
     extra = NOT_A_GRID if args[0] == "replicate" else []
     out = _run(rlrepro_cmd, *args, *where, *extra, cwd=tmp_path)
     lines = out.stderr.strip().splitlines()

@@ -34,9 +34,12 @@ def _between(m: re.Match[str], body: str) -> str:
 
 def update_readme(readme: Path = ROOT / "README.md", reports: Path = ROOT / "reports") -> list[str]:
     from experiments.tools.bench import write_bench_summary
+    from experiments.tools.gate_power import write_summary
 
     if (ROOT / "results" / "bench").exists() and reports == ROOT / "reports":
         write_bench_summary(ROOT / "results" / "bench", reports / "bench" / "summary.md")
+    if (ROOT / "results" / "regress").exists() and reports == ROOT / "reports":
+        write_summary(ROOT / "results" / "regress", reports / "regress" / "summary.md")
     text = readme.read_text()
     done = []
     for summary in sorted(reports.glob("*/summary.md")):

@@ -107,17 +107,33 @@ def run_suite(
     overrides: dict | None = None,
     seed_parallel: int = 1,
     mutant: str | None = None,
+    seeds: int | None = None,
 ) -> pd.DataFrame:
-    """Per-seed scores of the regress suite (seeds offset by ``seed_offset``) for the current code, or with
-    ``mutant`` planted (a temporary results store); with ``seed_parallel`` K, up to K seeds of one config
-    train in one process (PPO, TRPO, NPG)."""
-    specs = plan_grid(algo, "regress", impls=["ours"], overrides=overrides)
+    """Per-seed scores of the regress suite (``seeds`` per env, default the suite's, offset by ``seed_offset``)
+    for the current code, or with ``mutant`` planted (a temporary results store); with ``seed_parallel`` K, up
+    to K seeds of one config train in one process (PPO, TRPO, NPG)."""
+    specs = plan_grid(algo, "regress", impls=["ours"], overrides=overrides, seeds=seeds)
     plan = [(s.env, s.seed + seed_offset, s.steps) for s in specs]
     with tempfile.TemporaryDirectory() as tmp:
         run_plan(algo, "regress", plan, tmp, workers, seed_parallel, overrides, mutant)
         scored = with_scores(ResultsStore(tmp).read_index(), Path(tmp))
-    df = scored[["env", "seed", "score", "steps", "config_id"]].sort_values(["env", "seed"])
-    return df.reset_index(drop=True)
+        scored["episodes"], scored["time_limited"] = zip(
+            *(episode_ends(Path(tmp) / p, env) for p, env in zip(scored.path, scored.env, strict=True)), strict=True
+        )
+    df = scored[["env", "seed", "score", "steps", "config_id", "episodes", "time_limited"]]
+    return df.sort_values(["env", "seed"]).reset_index(drop=True)
+
+
+def episode_ends(run_dir: Path, env: str) -> tuple[int, int]:
+    """(episodes, those cut by the env's time limit) of a run: a suite should see both kinds of episode end,
+    a termination and a time-limit truncation, so bugs in either path can show."""
+    import gymnasium as gym
+
+    from analysis.scoring import read_run_table
+
+    lengths = read_run_table(run_dir / "episodes.csv", ("length",)).length
+    limit = gym.spec(env).max_episode_steps
+    return len(lengths), int((lengths == limit).sum()) if limit else 0
 
 
 PROBE_SEED_OFFSET = 2000
@@ -228,15 +244,41 @@ def regress(
             f"{time.time() - start:,.0f} s)"
         )
         return 0
+    baseline = load_baseline(algo, baseline_dir)
+    result = decide(algo, baseline, workers, overrides, seed_parallel, mutant)
+    if not mutant and not overrides:
+        write_gate_record(algo, result, baseline, baseline_dir)
+    sys.stdout.flush()
+    return 1 if result["regression"] else 0
+
+
+def load_baseline(algo: str, directory: Path = BASELINE_DIR) -> pd.DataFrame:
+    """The committed per-seed baseline scores of ``algo``'s suite; a missing or unreadable file is one line."""
+    path = baseline_path(algo, directory)
     if not path.exists():
         raise UserError(f"no baseline for {algo} at {path}; create it with 'rlrepro regress {algo} --update-baseline'")
     try:
         baseline = pd.read_csv(path)
-        baseline[["env", "seed", "score"]]  # noqa: B018
+        baseline[["env", "seed", "score", "config_id", "commit"]]  # noqa: B018
     except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
         raise UserError(
             f"baseline {path} is unreadable ({str(exc).splitlines()[0]}); regenerate it with --update-baseline"
         ) from exc
+    return baseline
+
+
+def decide(
+    algo: str,
+    baseline: pd.DataFrame,
+    workers: int = 1,
+    overrides: dict | None = None,
+    seed_parallel: int = 1,
+    mutant: str | None = None,
+) -> dict:
+    """One gate decision: the suite run on fresh seeds (with ``mutant`` planted, if given) against ``baseline``.
+    The ``compare`` result plus ``broke`` (the planted bug made a run fail: caught), ``stale`` and ``wall_s``;
+    the decision is printed."""
+    start = time.time()
     if mutant:
         from experiments.tools.mutants import get
 
@@ -246,7 +288,9 @@ def regress(
             candidate = run_suite(algo, CANDIDATE_SEED_OFFSET, workers, overrides, seed_parallel, mutant)
         except RuntimeError as exc:
             print(f"{exc}: CAUGHT (the planted bug broke the suite)")
-            return 1
+            nan = float("nan")
+            broke = {"regression": True, "broke": True, "stale": False, "wall_s": time.time() - start}
+            return {**broke, "p_improvement": nan, "ci_low": nan, "ci_high": nan, "table": pd.DataFrame()}
     else:
         candidate = run_suite(algo, CANDIDATE_SEED_OFFSET, workers, overrides, seed_parallel)
     stale = set(baseline.config_id) != set(candidate.config_id)
@@ -256,6 +300,8 @@ def regress(
             "deliberate config change, rewrite it with --update-baseline"
         )
     result = compare(candidate, baseline)
+    ends = candidate.groupby("env")[["episodes", "time_limited"]].sum()
+    result["table"] = result["table"].join(ends, on="env")
     print(result["table"].to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
     verdict = "REGRESSION" if result["regression"] else "no significant regression"
     wall = time.time() - start
@@ -264,28 +310,23 @@ def regress(
         f"{result['ci_high']:.2f}] (baseline commit {baseline['commit'].iloc[0]}): {verdict} "
         f"(regression = CI entirely below {BOUND}); {wall:,.0f} s"
     )
-    if not mutant and not overrides:
-        write_gate_record(algo, result, baseline, stale, wall, baseline_dir)
-    sys.stdout.flush()
-    return 1 if result["regression"] else 0
+    return {**result, "broke": False, "stale": stale, "wall_s": wall}
 
 
-def write_gate_record(
-    algo: str, result: dict, baseline: pd.DataFrame, stale: bool, wall: float, directory: Path = BASELINE_DIR
-) -> None:
+def write_gate_record(algo: str, result: dict, baseline: pd.DataFrame, directory: Path = BASELINE_DIR) -> None:
     """The gate's decision on the working code, kept beside the baseline (tests/test_fingerprint.py reads it)."""
     meta = provenance()
     record: dict[str, Any] = {
         "algo": algo,
-        "passed": not result["regression"] and not stale,
+        "passed": not result["regression"] and not result["stale"],
         "p_improvement": round(float(result["p_improvement"]), 4),
         "ci": [round(float(result["ci_low"]), 4), round(float(result["ci_high"]), 4)],
-        "stale_baseline": stale,
+        "stale_baseline": result["stale"],
         "baseline_commit": str(baseline["commit"].iloc[0]),
         "commit": meta["commit"],
         "dirty": meta["dirty"],
         "golden": golden_hashes(algo),
-        "wall_s": round(wall, 1),
+        "wall_s": round(result["wall_s"], 1),
         "cpu": meta["cpu"],
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -1,0 +1,272 @@
+"""How good the regression gate is, measured: ``rlrepro regress ALGO --power`` / ``--false-alarms``.
+
+Power: the gate's decision with each planted bug of ``experiments/tools/mutants.py`` that ``ALGO``'s runs
+execute, one row per (algorithm, mutant, commit) in ``results/regress/power.csv``: caught (a regression, or a
+run the bug made fail) or missed. The detection rate per family counts the latest decision of every mutant.
+
+False alarms: how often unchanged code is flagged, two ways, rows of ``results/regress/false-alarms.csv``:
+
+- measured: a pool of fresh-seed runs of the working code (``decisions`` x the suite's seeds per env, seeds
+  3000..; their scores kept in ``results/regress/<algo>-null-pool.csv``) split into disjoint sets of the suite's
+  size, each judged against the committed baseline exactly as the gate judges a candidate;
+- simulated: ``reps`` pairs of suites (baseline and candidate) drawn from a normal fit (mean, sample std) of
+  the committed baseline's per-env scores, each judged by the gate's own comparison and bootstrap. Cheap, so
+  every algorithm with a baseline gets it. It assumes continuous scores without ties, which the measured rate
+  does not (a capped return such as CartPole's 500 ties); and as the gate's statistic is rank-based, under that
+  assumption the rate depends only on the suite's shape (envs, seeds), not on the fit. Judging the drawn
+  candidates against the committed baseline itself would understate the rate: the fit is centred on those
+  very scores.
+
+Each rate carries a 95% Wilson interval; the goal is at most 5% false alarms and 80% of harmful mutants caught.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.scores import with_scores
+from experiments.grid import plan_grid
+from experiments.store import ResultsStore, provenance
+from experiments.tools.mutants import FAMILIES, MUTANTS, get
+from experiments.tools.regress import BASELINE_DIR, compare, decide, load_baseline, run_plan
+from replications.core.errors import UserError
+
+NULL_SEED_OFFSET = 3000
+POWER_COLUMNS = ["algo", "mutant", "family", "caught", "broke", "p_improvement", "ci_low", "ci_high", "means"]
+GOAL_DETECTION, GOAL_FALSE_ALARMS = 0.80, 0.05
+
+
+def power_path(directory: Path = BASELINE_DIR) -> Path:
+    return directory / "power.csv"
+
+
+def false_alarms_path(directory: Path = BASELINE_DIR) -> Path:
+    return directory / "false-alarms.csv"
+
+
+def null_pool_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
+    return directory / f"{algo}-null-pool.csv"
+
+
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k / n."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def mutants_for(algo: str, names: list[str] | None = None) -> list[str]:
+    """The catalogue's mutants whose code ``algo``'s runs execute (or ``names``, each checked to be one)."""
+    runnable = [m.name for m in MUTANTS.values() if algo in m.algos]
+    if not names:
+        return runnable
+    for name in names:
+        if algo not in get(name).algos:
+            raise UserError(f"mutant {name} plants code that {algo} does not run; {algo}'s: {', '.join(runnable)}")
+    return names
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    """Append ``rows`` to a CSV (header on first write); rows already there are never rewritten."""
+    frame = pd.DataFrame(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+def _provenance() -> dict:
+    meta = provenance()
+    return {
+        "commit": meta["commit"],
+        "dirty": meta["dirty"],
+        "cpu": meta["cpu"],
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def measure_power(
+    algo: str,
+    names: list[str] | None = None,
+    workers: int = 1,
+    seed_parallel: int = 1,
+    directory: Path = BASELINE_DIR,
+) -> pd.DataFrame:
+    """The gate's decision on ``algo`` with each mutant (default: every one its runs execute), each appended to
+    power.csv as it is made (a long sweep cut short keeps what it measured)."""
+    baseline = load_baseline(algo, directory)
+    names = mutants_for(algo, names)
+    rows = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {algo} with mutant {name}", flush=True)
+        result = decide(algo, baseline, workers, None, seed_parallel, name)
+        table = result["table"]
+        means = {} if table.empty else dict(zip(table.env, table.candidate_mean.round(2), strict=True))
+        row = {
+            "algo": algo,
+            "mutant": name,
+            "family": get(name).family,
+            "caught": bool(result["regression"]),
+            "broke": bool(result["broke"]),
+            "p_improvement": round(float(result["p_improvement"]), 4),
+            "ci_low": round(float(result["ci_low"]), 4),
+            "ci_high": round(float(result["ci_high"]), 4),
+            "means": json.dumps(means),
+            "baseline_commit": str(baseline["commit"].iloc[0]),
+            "wall_s": round(result["wall_s"], 1),
+            **_provenance(),
+        }
+        _append(power_path(directory), [row])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _decisions(candidate_sets: list[pd.DataFrame], baseline: pd.DataFrame) -> list[bool]:
+    return [bool(compare(candidate, baseline)["regression"]) for candidate in candidate_sets]
+
+
+def _record_false_alarms(algo: str, method: str, alarms: list[bool], wall: float, directory: Path, **extra) -> dict:
+    k, n = sum(alarms), len(alarms)
+    low, high = wilson(k, n)
+    row = {
+        "algo": algo,
+        "method": method,
+        "decisions": n,
+        "alarms": k,
+        "rate": round(k / n, 4),
+        "ci_low": round(low, 4),
+        "ci_high": round(high, 4),
+        "wall_s": round(wall, 1),
+        **extra,
+        **_provenance(),
+    }
+    _append(false_alarms_path(directory), [row])
+    print(
+        f"{algo} false alarms ({method}): {k} of {n} decisions = {k / n:.1%}, 95% CI [{low:.1%}, {high:.1%}] "
+        f"(goal at most {GOAL_FALSE_ALARMS:.0%})"
+    )
+    return row
+
+
+def simulate_false_alarms(algo: str, reps: int = 1000, seed: int = 0, directory: Path = BASELINE_DIR) -> dict:
+    """The gate's false-alarm rate when the baseline's and the current code's scores come from one
+    distribution (a normal fit per env of the committed baseline), both drawn afresh for each decision."""
+    start = time.time()
+    baseline = load_baseline(algo, directory)
+    rng = np.random.default_rng(seed)
+    fits = {env: (g.score.mean(), g.score.std(ddof=1), len(g)) for env, g in baseline.groupby("env")}
+
+    def draw() -> pd.DataFrame:
+        rows = [(env, i, rng.normal(mu, sd)) for env, (mu, sd, n) in fits.items() for i in range(n)]
+        return pd.DataFrame(rows, columns=["env", "seed", "score"])
+
+    alarms = [bool(compare(draw(), draw())["regression"]) for _ in range(reps)]
+    return _record_false_alarms(algo, "simulated", alarms, time.time() - start, directory, seed=seed)
+
+
+def measure_false_alarms(
+    algo: str, decisions: int = 20, workers: int = 1, seed_parallel: int = 1, directory: Path = BASELINE_DIR
+) -> dict:
+    """The gate's false-alarm rate on real runs of the working code: ``decisions`` disjoint sets of fresh seeds
+    (the suite's seeds per env each), each judged against the committed baseline. The pool's scores are kept
+    in <algo>-null-pool.csv (new rows; an existing pool of the same commit and suite is reused, not re-run)."""
+    start = time.time()
+    baseline = load_baseline(algo, directory)
+    specs = plan_grid(algo, "regress", impls=["ours"])
+    per_set = len({s.seed for s in specs})
+    envs = sorted({s.env for s in specs})
+    pool = _null_pool(algo, specs, decisions * per_set, workers, seed_parallel, directory)
+    sets = []
+    for d in range(decisions):
+        seeds = range(NULL_SEED_OFFSET + d * per_set, NULL_SEED_OFFSET + (d + 1) * per_set)
+        chosen = pool[pool.seed.isin(seeds)]
+        if sorted(set(chosen.env)) != envs or len(chosen) != per_set * len(envs):
+            raise RuntimeError(f"the null pool lacks runs of set {d} (seeds {seeds.start}..{seeds.stop - 1})")
+        sets.append(chosen)
+    alarms = _decisions(sets, baseline)
+    return _record_false_alarms(algo, "measured", alarms, time.time() - start, directory, seed=NULL_SEED_OFFSET)
+
+
+def _null_pool(algo: str, specs: list, n_seeds: int, workers: int, seed_parallel: int, directory: Path) -> pd.DataFrame:
+    """Scores of the working code on seeds NULL_SEED_OFFSET.. (n_seeds per env of the suite), kept in
+    <algo>-null-pool.csv; runs the pool already holds for this commit and config are not run again."""
+    path = null_pool_path(algo, directory)
+    meta = provenance()
+    if meta["dirty"]:
+        print("warning: the tree has uncommitted changes; the null pool's rows are marked dirty")
+    kept = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["env", "seed", "config_id", "commit"])
+    config_ids = {s.env: s.config_id for s in specs}
+    steps = {s.env: s.steps for s in specs}
+    same = kept[(kept.commit == meta["commit"]) & kept.config_id.isin(set(config_ids.values()))]
+    have = set(zip(same.env, same.seed, strict=True))
+    plan = [
+        (env, NULL_SEED_OFFSET + i, steps[env])
+        for env in sorted(steps)
+        for i in range(n_seeds)
+        if (env, NULL_SEED_OFFSET + i) not in have
+    ]
+    if plan:
+        print(f"null pool: {len(plan)} run(s) of the working code to make ({len(have)} kept)", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            run_plan(algo, "regress", plan, tmp, workers, seed_parallel)
+            scored = with_scores(ResultsStore(tmp).read_index(), Path(tmp))
+        new = scored[["env", "seed", "score", "steps", "config_id"]].assign(commit=meta["commit"], dirty=meta["dirty"])
+        _append(path, new.to_dict("records"))
+        same = pd.concat([same, new], ignore_index=True)
+    return same
+
+
+def summary(directory: Path = BASELINE_DIR) -> str:
+    """Markdown: detection rate per family, the mutants missed (the known blind spots) and the false-alarm
+    rates, from the latest decision of each (algorithm, mutant) and each (algorithm, method)."""
+    lines = []
+    path = power_path(directory)
+    if path.exists():
+        power = pd.read_csv(path).drop_duplicates(["algo", "mutant"], keep="last")
+        lines += [
+            "| family | mutants in the catalogue | decisions measured | caught | detection rate (95% CI) |",
+            "|---|---|---|---|---|",
+        ]
+        for family in FAMILIES:
+            total = sum(m.family == family for m in MUTANTS.values())
+            rows = power[power.family == family]
+            k, n = int(rows.caught.sum()), len(rows)
+            low, high = wilson(k, n)
+            rate = f"{k / n:.0%} [{low:.0%}, {high:.0%}]" if n else "not measured"
+            lines.append(f"| {family} | {total} | {n} | {k} | {rate} |")
+        missed = power[~power.caught.astype(bool)]
+        unmeasured = sorted(set(MUTANTS) - set(power.mutant))
+        lines.append("")
+        lines.append(
+            "Missed (known blind spots): "
+            + (", ".join(f"{r.mutant} on {r.algo} (P {r.p_improvement:.2f})" for r in missed.itertuples()) or "none")
+            + "."
+        )
+        lines.append(f"Not yet measured on any algorithm: {', '.join(unmeasured) or 'none'}.")
+    else:
+        lines.append("No mutant has been measured yet (rlrepro regress ALGO --power).")
+    path = false_alarms_path(directory)
+    if path.exists():
+        alarms = pd.read_csv(path).drop_duplicates(["algo", "method"], keep="last")
+        lines += ["", "| algo | false alarms | decisions | rate (95% CI) | how |", "|---|---|---|---|---|"]
+        for r in alarms.itertuples():
+            how = "fresh-seed runs, disjoint sets" if r.method == "measured" else "normal fit of the baseline"
+            lines.append(
+                f"| {r.algo} | {r.alarms} | {r.decisions} | {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] | {how} |"
+            )
+    return "\n".join(lines)
+
+
+def write_summary(directory: Path, out: Path) -> None:
+    """The gate's measured power and false alarms as ``out`` (the README's regress block comes from it)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(summary(directory) + "\n")

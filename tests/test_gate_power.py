@@ -1,0 +1,105 @@
+"""The gate's measured power and false-alarm rate: the interval, the splitting of a null pool into disjoint
+decisions, the records kept, the summary the README shows, and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.tools import gate_power
+from experiments.tools.gate_power import wilson
+from experiments.tools.mutants import MUTANTS
+from replications.core.errors import UserError
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    assert wilson(0, 20) == pytest.approx((0.0, 3.8415 / 23.8415), abs=1e-4)  # upper: z^2 / (n + z^2)
+    assert wilson(10, 20) == pytest.approx((0.2993, 0.7007), abs=1e-4)
+    assert all(np.isnan(wilson(0, 0)))
+
+
+def _baseline(directory, algo="ppo", commit="abc"):
+    rng = np.random.default_rng(0)
+    rows = [(env, s, rng.normal(mu, 5.0)) for env, mu in (("A-v0", 100.0), ("B-v0", -50.0)) for s in range(5)]
+    frame = pd.DataFrame(rows, columns=["env", "seed", "score"]).assign(config_id="cfg", commit=commit)
+    frame.to_csv(directory / f"{algo}-baseline.csv", index=False)
+    return frame
+
+
+def test_simulated_false_alarms_are_rare_and_each_measurement_is_a_new_row(tmp_path):
+    _baseline(tmp_path)
+    first = gate_power.simulate_false_alarms("ppo", reps=400, directory=tmp_path)
+    # the rule (95% CI of P entirely below 0.5) is one-sided at a nominal 2.5%; 2 envs x 5 seeds give about 3%
+    assert first["decisions"] == 400 and first["rate"] > 0 and first["ci_low"] < 0.05
+    assert first["ci_low"] <= first["rate"] <= first["ci_high"]
+    gate_power.simulate_false_alarms("ppo", reps=50, seed=1, directory=tmp_path)
+    kept = pd.read_csv(gate_power.false_alarms_path(tmp_path))
+    assert kept.decisions.tolist() == [400, 50]  # appended, the first measurement kept
+
+
+def test_measured_false_alarms_split_the_pool_into_disjoint_sets(tmp_path, monkeypatch):
+    """20 sets of 5 fresh seeds per env, each judged against the baseline: one set planted far below it is the
+    one alarm, and no seed serves two decisions."""
+    base = _baseline(tmp_path)
+    rng = np.random.default_rng(1)
+    offset = gate_power.NULL_SEED_OFFSET
+    rows = []
+    for env, group in base.groupby("env"):
+        mu, sd = group.score.mean(), group.score.std()
+        for i in range(100):
+            shift = -20 * sd if 15 <= i < 20 else 0.0  # set 3 (seeds offset+15..offset+19) is broken
+            rows.append((env, offset + i, rng.normal(mu, sd) + shift))
+    pool = pd.DataFrame(rows, columns=["env", "seed", "score"])
+    seen = []
+    real = gate_power._decisions
+
+    def spy(sets, baseline):
+        seen.extend(sets)
+        return real(sets, baseline)
+
+    monkeypatch.setattr(gate_power, "_null_pool", lambda *args: pool)
+    monkeypatch.setattr(gate_power, "_decisions", spy)
+    monkeypatch.setattr(gate_power, "plan_grid", lambda *a, **k: _suite_specs())
+    row = gate_power.measure_false_alarms("ppo", decisions=20, directory=tmp_path)
+    assert (row["decisions"], row["alarms"]) == (20, 1)
+    used = [tuple(sorted(set(s.seed))) for s in seen]
+    assert len(used) == 20 and len(set(sum(used, ()))) == 100  # disjoint: every seed once
+    assert used[3] == tuple(range(offset + 15, offset + 20))
+
+
+def _suite_specs():
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(env=e, seed=s, steps=1000, config_id="cfg") for e in ("A-v0", "B-v0") for s in range(5)]
+
+
+def test_a_pool_missing_runs_is_an_error_not_a_smaller_sample(tmp_path, monkeypatch):
+    _baseline(tmp_path)
+    pool = pd.DataFrame({"env": ["A-v0"] * 5, "seed": range(3000, 3005), "score": 1.0})
+    monkeypatch.setattr(gate_power, "_null_pool", lambda *args: pool)
+    monkeypatch.setattr(gate_power, "plan_grid", lambda *a, **k: _suite_specs())
+    with pytest.raises(RuntimeError, match="the null pool lacks runs of set 0"):
+        gate_power.measure_false_alarms("ppo", decisions=2, directory=tmp_path)
+
+
+def test_the_summary_counts_the_latest_decision_of_each_mutant(tmp_path):
+    rows = [
+        ("ppo", "ppo-advantage-sign", "on-policy", False, 0.6),  # superseded by the row below
+        ("ppo", "ppo-advantage-sign", "on-policy", True, 0.0),
+        ("ppo", "gae-lambda-dropped", "on-policy", False, 0.45),
+        ("trpo", "cg-residual-sign", "natural-gradient", True, 0.1),
+    ]
+    power = pd.DataFrame(rows, columns=["algo", "mutant", "family", "caught", "p_improvement"])
+    power.to_csv(gate_power.power_path(tmp_path), index=False)
+    text = gate_power.summary(tmp_path)
+    total = pd.Series([m.family for m in MUTANTS.values()]).value_counts()
+    assert f"| on-policy | {total['on-policy']} | 2 | 1 | 50% [9%, 91%] |" in text
+    assert f"| natural-gradient | {total['natural-gradient']} | 1 | 1 | 100% [21%, 100%] |" in text
+    assert f"| off-policy | {total['off-policy']} | 0 | 0 | not measured |" in text
+    assert "Missed (known blind spots): gae-lambda-dropped on ppo (P 0.45)." in text
+
+
+def test_a_mutant_the_algorithm_does_not_run_is_refused(tmp_path):
+    assert "ppo-advantage-sign" in gate_power.mutants_for("ppo")
+    assert "sac-alpha-loss-sign" not in gate_power.mutants_for("ppo")
+    with pytest.raises(UserError, match="mutant sac-alpha-loss-sign plants code that ppo does not run; ppo's: "):
+        gate_power.mutants_for("ppo", ["sac-alpha-loss-sign"])
