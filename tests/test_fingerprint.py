@@ -59,10 +59,11 @@ def test_goldens_are_looked_up_by_cpu_kind_then_vendor(tmp_path, monkeypatch):
 def test_a_golden_fingerprint_is_rewritten_only_with_a_passing_gate_record(algo):
     """A golden may change (``rlrepro fingerprint --update``) only together with a passing gate record for that
     golden (``rlrepro regress ALGO`` writes results/regress/ALGO-gate.json): an algorithm whose numbers changed
-    cannot land without having been through the regression gate. Another CPU kind's golden added for unchanged
+    cannot land without having been through the regression gate, and a record vouches only for the suite it ran
+    (a changed ``regress`` budget needs a new baseline and record). Another CPU kind's golden added for unchanged
     code (``--add-kind``) keeps the record valid."""
     from experiments.tools.fingerprint import golden_hashes
-    from experiments.tools.regress import baseline_path, gate_record_path
+    from experiments.tools.regress import baseline_path, gate_record_path, suite_ids
 
     if not baseline_path(algo).exists():
         pytest.skip(f"{algo} has no regression gate yet (no results/regress/{algo}-baseline.csv)")
@@ -72,6 +73,7 @@ def test_a_golden_fingerprint_is_rewritten_only_with_a_passing_gate_record(algo)
     record = json.loads(path.read_text())
     assert record["passed"], f"{algo}: the last gate record did not pass (P {record['p_improvement']}); {fix}"
     assert not record["dirty"], f"{algo}: the gate record was made from a tree with uncommitted changes; {fix}"
+    assert record.get("suite") == suite_ids(algo), f"{algo}: the gate record ran another suite than the config's; {fix}"
     now = golden_hashes(algo)
     shared = set(now) & set(record["golden"])
     assert shared, f"{algo}: the gate record vouches for no golden fingerprint that exists now; {fix}"

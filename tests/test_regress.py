@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments.tools.fingerprint import golden_hashes
-from experiments.tools.regress import baseline_path, compare, gate_record_path, regress
+from experiments.tools.regress import baseline_path, compare, gate_record_path, regress, suite_ids
 
 
 def _df(scores):
@@ -34,18 +34,21 @@ def _baseline_copy(tmp_path, algo):
 
 @pytest.mark.slow
 def test_unchanged_code_is_not_flagged(capsys, tmp_path):
-    assert regress("ppo", workers=2, baseline_dir=_baseline_copy(tmp_path, "ppo")) == 0
-    assert "no significant regression" in capsys.readouterr().out
+    """PPO's suite: continuous control (InvertedPendulum-v5, Gaussian policy, observation normalisation) and a
+    discrete task whose episodes also hit the time limit (Acrobot-v1)."""
+    assert regress("ppo", workers=1, seed_parallel=5, baseline_dir=_baseline_copy(tmp_path, "ppo")) == 0
+    out = capsys.readouterr().out
+    assert "no significant regression" in out and "InvertedPendulum-v5" in out
     record = json.loads(gate_record_path("ppo", tmp_path).read_text())
     assert record["passed"] and record["golden"] == golden_hashes("ppo") and record["ci"][1] >= 0.5
+    assert record["suite"] == suite_ids("ppo")
 
 
 @pytest.mark.slow
-def test_wrong_sign_in_advantage_normalisation_is_flagged(monkeypatch, capsys, tmp_path):
-    import replications.ppo as ppo
-
-    original = ppo.clipped_surrogate_loss
-    # the bug: advantages normalised with the wrong sign, (mean - A) / std instead of (A - mean) / std
-    monkeypatch.setattr(ppo, "clipped_surrogate_loss", lambda lp, old, adv, clip: original(lp, old, -adv, clip))
-    assert regress("ppo", workers=1, baseline_dir=_baseline_copy(tmp_path, "ppo")) == 1  # patched code in-process
+def test_a_planted_wrong_sign_on_the_advantages_is_flagged(capsys, tmp_path):
+    """The planted bug runs from a mutated copy of the code (the working tree untouched); no record is
+    written for a mutant."""
+    directory = _baseline_copy(tmp_path, "ppo")
+    assert regress("ppo", workers=1, seed_parallel=5, baseline_dir=directory, mutant="ppo-advantage-sign") == 1
     assert "REGRESSION" in capsys.readouterr().out
+    assert not gate_record_path("ppo", directory).exists()

@@ -1,9 +1,11 @@
 """``rlrepro regress ALGO``: is the current code a statistically significant regression?
 
-The suite is the algorithm's ``regress`` budget (a few classic-control envs, several seeds, minutes on two
-cores). The committed baseline (``results/regress/<algo>-baseline.csv``) holds the per-seed scores the same
-command produced at a known commit with seeds 0..N-1; the check runs the current code with *other* seeds
-(1000..1000+N-1), so an unchanged algorithm is compared on fresh noise, not on a copy of itself.
+The suite is the algorithm's ``regress`` budget: short runs on small envs that exercise the algorithm's real
+path (continuous control, episodes that end by termination and by time limit), several seeds, minutes on two
+cores; each config says why its envs and steps were chosen. The committed baseline
+(``results/regress/<algo>-baseline.csv``) holds the per-seed scores the same command produced at a known commit
+with seeds 0..N-1; the check runs the current code with *other* seeds (1000..1000+N-1), so an unchanged
+algorithm is compared on fresh noise, not on a copy of itself.
 
 Test: the probability of improvement P(candidate > baseline) (rliable; per env a Mann-Whitney probability,
 averaged over envs) with a 95% stratified-bootstrap CI. A regression is a CI entirely below 0.5: the current
@@ -176,6 +178,8 @@ def probe(
     table = []
     for cut, at in runs.groupby("steps"):
         working, broken = (at[at.code == c].score.dropna().to_numpy() for c in ("working", "mutant"))
+        if min(len(working), len(broken)) < 2:  # nothing scored yet at this cut (an evaluation-scored algorithm)
+            continue
         p, lo, hi = probability_of_improvement({env: working}, {env: broken})
         table.append(
             {
@@ -252,6 +256,11 @@ def regress(
     return 1 if result["regression"] else 0
 
 
+def suite_ids(algo: str) -> list[str]:
+    """The config ids of ``algo``'s regress suite as its config stands (a gate record vouches for this suite)."""
+    return sorted({s.config_id for s in plan_grid(algo, "regress", impls=["ours"])})
+
+
 def load_baseline(algo: str, directory: Path = BASELINE_DIR) -> pd.DataFrame:
     """The committed per-seed baseline scores of ``algo``'s suite; a missing or unreadable file is one line."""
     path = baseline_path(algo, directory)
@@ -326,6 +335,7 @@ def write_gate_record(algo: str, result: dict, baseline: pd.DataFrame, directory
         "commit": meta["commit"],
         "dirty": meta["dirty"],
         "golden": golden_hashes(algo),
+        "suite": suite_ids(algo),
         "wall_s": round(result["wall_s"], 1),
         "cpu": meta["cpu"],
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
