@@ -103,3 +103,22 @@ def test_a_mutant_the_algorithm_does_not_run_is_refused(tmp_path):
     assert "sac-alpha-loss-sign" not in gate_power.mutants_for("ppo")
     with pytest.raises(UserError, match="mutant sac-alpha-loss-sign plants code that ppo does not run; ppo's: "):
         gate_power.mutants_for("ppo", ["sac-alpha-loss-sign"])
+
+
+def test_the_gates_table_shows_each_suite_and_its_last_record(tmp_path):
+    import json
+
+    from experiments.tools.regress import gate_record_path, suite_ids
+
+    _baseline(tmp_path).assign(steps=1000, episodes=40, time_limited=3).to_csv(
+        tmp_path / "ppo-baseline.csv", index=False
+    )
+    record = {"p_improvement": 0.6, "ci": [0.3, 0.85], "passed": True, "wall_s": 123.4, "commit": "b64ab0e" + "0" * 33}
+    gate_record_path("ppo", tmp_path).write_text(json.dumps({**record, "suite": suite_ids("ppo")}))
+    rows = gate_power.gates_table(tmp_path)
+    ppo = next(r for r in rows if r.startswith("| ppo |"))
+    suite = "A-v0: 1,000, 5; 15 of 200<br>B-v0: 1,000, 5; 15 of 200"
+    assert ppo == f"| ppo | {suite} | abc | 0.60 [0.30, 0.85] pass | 123 s | b64ab0e |"
+    assert "| sac | no gate yet | | | | |" in rows  # no baseline in this folder
+    gate_record_path("ppo", tmp_path).write_text(json.dumps({**record, "suite": ["an-old-suite"]}))
+    assert "pass (another suite than the config's: re-run)" in "\n".join(gate_power.gates_table(tmp_path))

@@ -225,10 +225,44 @@ def _null_pool(algo: str, specs: list, n_seeds: int, workers: int, seed_parallel
     return same
 
 
+def gates_table(directory: Path = BASELINE_DIR) -> list[str]:
+    """Markdown rows: each algorithm's suite (from its committed baseline: envs, steps, seeds, the episodes
+    that ended at the time limit) and its last gate record (P, CI, wall time, commit)."""
+    from experiments.registry import ALGOS
+    from experiments.tools.regress import baseline_path, gate_record_path, suite_ids
+
+    lines = [
+        "| algo | suite (env: steps, seeds; episodes at the time limit) | baseline commit | last gate: "
+        "P(current > baseline) [95% CI] | wall | at commit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for algo in ALGOS:
+        if not baseline_path(algo, directory).exists():
+            lines.append(f"| {algo} | no gate yet | | | | |")
+            continue
+        base = load_baseline(algo, directory)
+        parts = []
+        for env, g in base.groupby("env"):
+            ends = f"; {int(g.time_limited.sum())} of {int(g.episodes.sum())}" if "time_limited" in g else ""
+            parts.append(f"{env}: {int(g.steps.iloc[0]):,}, {len(g)}{ends}")
+        record_path = gate_record_path(algo, directory)
+        if record_path.exists():
+            r = json.loads(record_path.read_text())
+            verdict = "pass" if r["passed"] else "NOT passed"
+            if r.get("suite") != suite_ids(algo):
+                verdict += " (another suite than the config's: re-run)"
+            gate = f"{r['p_improvement']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] {verdict}"
+            wall, commit = f"{r['wall_s']:,.0f} s", r["commit"][:7]
+        else:
+            gate, wall, commit = "no record", "", ""
+        lines.append(f"| {algo} | {'<br>'.join(parts)} | {base['commit'].iloc[0][:7]} | {gate} | {wall} | {commit} |")
+    return lines
+
+
 def summary(directory: Path = BASELINE_DIR) -> str:
     """Markdown: detection rate per family, the mutants missed (the known blind spots) and the false-alarm
     rates, from the latest decision of each (algorithm, mutant) and each (algorithm, method)."""
-    lines = []
+    lines = gates_table(directory) + [""]
     path = power_path(directory)
     if path.exists():
         power = pd.read_csv(path).drop_duplicates(["algo", "mutant"], keep="last")
