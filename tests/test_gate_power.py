@@ -122,3 +122,15 @@ def test_the_gates_table_shows_each_suite_and_its_last_record(tmp_path):
     assert "| sac | no gate yet | | | | |" in rows  # no baseline in this folder
     gate_record_path("ppo", tmp_path).write_text(json.dumps({**record, "suite": ["an-old-suite"]}))
     assert "pass (another suite than the config's: re-run)" in "\n".join(gate_power.gates_table(tmp_path))
+
+
+def test_a_null_pool_is_reused_only_for_the_same_algorithm_code():
+    """55f8e97 rewrote Q-Prop's learning signal and its golden fingerprint, and left PPO's alone."""
+    import subprocess
+
+    fix, head = "55f8e97f12f8103d8a3e2ce6b38d6162234805ac", "b64ab0ea625665f6bdb6b8e69c0ee2cf192151b1"
+    if subprocess.run(["git", "cat-file", "-e", f"{fix}^"], capture_output=True, check=False).returncode:
+        pytest.skip("a shallow clone: the commits this test reads are not here")
+    assert gate_power.same_algorithm(fix, head, "qprop") and gate_power.same_algorithm(f"{fix}^", head, "ppo")
+    assert not gate_power.same_algorithm(f"{fix}^", head, "qprop")
+    assert not gate_power.same_algorithm("0" * 40, head, "ppo")  # not a commit here: nothing is reused

@@ -178,7 +178,7 @@ def measure_false_alarms(
 ) -> dict:
     """The gate's false-alarm rate on real runs of the working code: ``decisions`` disjoint sets of fresh seeds
     (the suite's seeds per env each), each judged against the committed baseline. The pool's scores are kept
-    in <algo>-null-pool.csv (new rows; an existing pool of the same commit and suite is reused, not re-run)."""
+    in <algo>-null-pool.csv (new rows; what the pool holds for the same suite and algorithm code is reused)."""
     start = time.time()
     baseline = load_baseline(algo, directory)
     specs = plan_grid(algo, "regress", impls=["ours"])
@@ -198,15 +198,18 @@ def measure_false_alarms(
 
 def _null_pool(algo: str, specs: list, n_seeds: int, workers: int, seed_parallel: int, directory: Path) -> pd.DataFrame:
     """Scores of the working code on seeds NULL_SEED_OFFSET.. (n_seeds per env of the suite), kept in
-    <algo>-null-pool.csv; runs the pool already holds for this commit and config are not run again."""
+    <algo>-null-pool.csv; runs the pool already holds for this config, made from a clean tree by the same
+    algorithm code (``same_algorithm``), are not run again: a pool can grow across sessions."""
     path = null_pool_path(algo, directory)
     meta = provenance()
     if meta["dirty"]:
         print("warning: the tree has uncommitted changes; the null pool's rows are marked dirty")
-    kept = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["env", "seed", "config_id", "commit"])
+    columns = ["env", "seed", "config_id", "commit", "dirty"]
+    kept = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
     config_ids = {s.env: s.config_id for s in specs}
     steps = {s.env: s.steps for s in specs}
-    same = kept[(kept.commit == meta["commit"]) & kept.config_id.isin(set(config_ids.values()))]
+    same_code = kept.commit.map(lambda c: same_algorithm(str(c), meta["commit"], algo)).astype(bool)
+    same = kept[same_code & ~kept.dirty.astype(bool) & kept.config_id.isin(set(config_ids.values()))]
     have = set(zip(same.env, same.seed, strict=True))
     plan = [
         (env, NULL_SEED_OFFSET + i, steps[env])
@@ -257,6 +260,18 @@ def gates_table(directory: Path = BASELINE_DIR) -> list[str]:
             gate, wall, commit = "no record", "", ""
         lines.append(f"| {algo} | {'<br>'.join(parts)} | {base['commit'].iloc[0][:7]} | {gate} | {wall} | {commit} |")
     return lines
+
+
+def same_algorithm(commit: str, head: str, algo: str) -> bool:
+    """Whether ``algo``'s numbers at ``commit`` are those at ``head``: the same commit, or golden fingerprints
+    committed at both that agree on every CPU kind both have (so a pool made before an unrelated commit is
+    reused; one made before a change to the algorithm is not)."""
+    from experiments.reporting.protocol import compatible, fingerprint_at
+
+    if commit == head:
+        return True
+    then, now = fingerprint_at(commit, algo), fingerprint_at(head, algo)
+    return then is not None and now is not None and compatible(then, now)
 
 
 def summary(directory: Path = BASELINE_DIR) -> str:
