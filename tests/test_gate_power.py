@@ -1,6 +1,8 @@
 """The gate's measured power and false-alarm rate: the interval, the splitting of a null pool into disjoint
 decisions, the records kept, the summary the README shows, and bad input."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,3 +136,29 @@ def test_a_null_pool_is_reused_only_for_the_same_algorithm_code():
     assert gate_power.same_algorithm(fix, head, "qprop") and gate_power.same_algorithm(f"{fix}^", head, "ppo")
     assert not gate_power.same_algorithm(f"{fix}^", head, "qprop")
     assert not gate_power.same_algorithm("0" * 40, head, "ppo")  # not a commit here: nothing is reused
+
+
+def test_rows_with_a_new_column_keep_the_old_rows(tmp_path):
+    path = tmp_path / "power.csv"
+    gate_power._append(path, [{"algo": "ppo", "mutant": "a", "p": 0.1}])
+    gate_power._append(path, [{"algo": "ppo", "mutant": "b", "p": 0.2}])
+    gate_power._append(path, [{"algo": "trpo", "mutant": "c", "p": 0.3, "scores": "{}"}])
+    kept = pd.read_csv(path)
+    assert kept.mutant.tolist() == ["a", "b", "c"] and kept.p.tolist() == [0.1, 0.2, 0.3]
+    assert kept.scores.isna().tolist() == [True, True, False]
+
+
+def test_each_power_row_keeps_the_mutant_runs_per_seed_scores(tmp_path, monkeypatch):
+    """So that another decision rule (per env, more seeds) can be judged later without running again."""
+    _baseline(tmp_path)
+    candidate = pd.DataFrame({"env": ["A-v0", "A-v0", "B-v0"], "seed": [1000, 1001, 1000], "score": [1.5, 2.0, -3.0]})
+    table = pd.DataFrame({"env": ["A-v0", "B-v0"], "candidate_mean": [1.75, -3.0]})
+    result = {"regression": True, "broke": False, "p_improvement": 0.0, "ci_low": 0.0, "ci_high": 0.1}
+    monkeypatch.setattr(
+        gate_power, "decide", lambda *a: {**result, "wall_s": 1.0, "table": table, "candidate": candidate}
+    )
+    gate_power.measure_power("ppo", ["ppo-advantage-sign"], directory=tmp_path)
+    row = pd.read_csv(gate_power.power_path(tmp_path)).iloc[0]
+    assert row.mutant == "ppo-advantage-sign" and bool(row.caught) and row.family == "on-policy"
+    assert json.loads(row.scores) == {"A-v0": [1.5, 2.0], "B-v0": [-3.0]}
+    assert json.loads(row.means) == {"A-v0": 1.75, "B-v0": -3.0}

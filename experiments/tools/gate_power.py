@@ -39,7 +39,6 @@ from experiments.tools.regress import BASELINE_DIR, compare, decide, load_baseli
 from replications.core.errors import UserError
 
 NULL_SEED_OFFSET = 3000
-POWER_COLUMNS = ["algo", "mutant", "family", "caught", "broke", "p_improvement", "ci_low", "ci_high", "means"]
 GOAL_DETECTION, GOAL_FALSE_ALARMS = 0.80, 0.05
 
 
@@ -78,9 +77,16 @@ def mutants_for(algo: str, names: list[str] | None = None) -> list[str]:
 
 
 def _append(path: Path, rows: list[dict]) -> None:
-    """Append ``rows`` to a CSV (header on first write); rows already there are never rewritten."""
+    """Append ``rows`` to a CSV (header on first write). Rows already there keep their values; where the new
+    rows bring a column the file lacks, the file is rewritten with that column empty for the old rows."""
     frame = pd.DataFrame(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        columns = pd.read_csv(path, nrows=0).columns.tolist()
+        if columns != frame.columns.tolist():
+            old = pd.read_csv(path)
+            pd.concat([old, frame], ignore_index=True).to_csv(path, index=False)
+            return
     frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
@@ -111,6 +117,8 @@ def measure_power(
         result = decide(algo, baseline, workers, None, seed_parallel, name)
         table = result["table"]
         means = {} if table.empty else dict(zip(table.env, table.candidate_mean.round(2), strict=True))
+        candidate = result.get("candidate")  # per-seed scores: another decision rule can be judged on them later
+        scores = {} if candidate is None else {e: g.score.round(3).tolist() for e, g in candidate.groupby("env")}
         row = {
             "algo": algo,
             "mutant": name,
@@ -121,6 +129,7 @@ def measure_power(
             "ci_low": round(float(result["ci_low"]), 4),
             "ci_high": round(float(result["ci_high"]), 4),
             "means": json.dumps(means),
+            "scores": json.dumps(scores),
             "baseline_commit": str(baseline["commit"].iloc[0]),
             "wall_s": round(result["wall_s"], 1),
             **_provenance(),

@@ -319,7 +319,7 @@ def decide(
         f"{result['ci_high']:.2f}] (baseline commit {baseline['commit'].iloc[0]}): {verdict} "
         f"(regression = CI entirely below {BOUND}); {wall:,.0f} s"
     )
-    return {**result, "broke": False, "stale": stale, "wall_s": wall}
+    return {**result, "broke": False, "stale": stale, "wall_s": wall, "candidate": candidate}
 
 
 def write_gate_record(algo: str, result: dict, baseline: pd.DataFrame, directory: Path = BASELINE_DIR) -> None:
