@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 ALGO ?= ppo
 BUDGET ?= paper
 WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+# pytest workers for make test (pytest-xdist); the tests marked serial (Ray's cluster) run after, in one process
+TEST_WORKERS ?= $(WORKERS)
 ARGS ?=
 # the image installs requirements.txt only (no test tools)
 REQUIREMENTS ?= requirements-dev.txt
@@ -32,8 +34,9 @@ lint: $(STAMP)  ## ruff (lint and format), mypy and hadolint
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint  ## the test suite (numeric, learning, CLI end to end); serial (pytest -n auto --dist loadgroup: parallel)
-	$(BIN)/python -m pytest
+test: lint  ## the test suite (numeric, learning, CLI end to end): one pytest worker per core, then the Ray tests alone
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 replicate: $(STAMP)  ## ALGO=ppo BUDGET=paper|quick: run the paper grid (ours and SB3), then the report
 	$(BIN)/rlrepro replicate $(ALGO) --budget $(BUDGET) --workers $(WORKERS) $(COMPARE) $(ARGS)

@@ -16,6 +16,17 @@ def _run(cmd, *args, cwd=None, env=None):
     return subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env)
 
 
+def _in_process(capsys, *args):
+    """(exit code, stderr) of the CLI called in this process: the bad-input cases below would each pay the
+    console script's imports (about 5 s); the console script itself is exercised by ``tiny_grid`` and the
+    corrupt-index test, and its exit code is ``main``'s (experiments/cli.py)."""
+    from experiments.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def tiny_grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
@@ -114,14 +125,14 @@ def test_replicate_skips_complete_runs(tiny_grid):
         (["replicate", "ppo", "--with-comparators"], "ppo's report compares with no other algorithm of ours"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_loses_nothing(tiny_grid, args, message):
-    root, cmd, _, _, _ = tiny_grid
+def test_bad_input_is_one_line_exit_2_and_loses_nothing(tiny_grid, capsys, args, message):
+    root, _, _, _, _ = tiny_grid
     index = root / "results" / "index.csv"
     before = index.read_bytes()
-    out = _run(cmd, *args, "--out" if args[0] == "train" else "--results", str(root / "results"))
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rlrepro: error:") and message in lines[0], out.stderr
+    code, err = _in_process(capsys, *args, "--out" if args[0] == "train" else "--results", str(root / "results"))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlrepro: error:") and message in lines[0], err
     assert index.read_bytes() == before
 
 
@@ -342,15 +353,16 @@ unknown backend (with another message) before any run starts, so the test fails 
         ),
     ],
 )
-def test_bad_input_is_refused_before_anything_is_written(rlrepro_cmd, tmp_path, args, message):
+def test_bad_input_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, args, message):
     """Bad numbers, names and paths: one line naming the value and what is allowed, exit 2, before any run,
     report or lock file is written (the command runs in an empty folder holding one file, ``afile``)."""
     (tmp_path / "afile").write_text("a file, not a folder\n")
+    monkeypatch.chdir(tmp_path)
     where = {"train": ["--out", "results"], "bench": [], "regress": []}.get(args[0], ["--results", "results"])
     extra = NOT_A_GRID if args[0] == "replicate" else []
-    out = _run(rlrepro_cmd, *args, *where, *extra, cwd=tmp_path)
-    lines = out.stderr.strip().splitlines()
-    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("rlrepro: error:"), out.stderr
+    code, err = _in_process(capsys, *args, *where, *extra)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("rlrepro: error:"), err
     assert message in lines[0], lines[0]
     assert _tree(tmp_path) == [Path("afile")]
 

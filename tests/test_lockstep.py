@@ -166,12 +166,13 @@ def test_an_architectural_difference_kept_is_refused_in_one_line():
         (["sac", "Hopper-v5", "--updates", "0"], "--updates: must be a positive integer"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, message):
-    out = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "lockstep", *args], cwd=ROOT, capture_output=True, text=True
-    )
-    assert out.returncode == 2, out.stderr
-    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, args, message):
+    from experiments.cli import main  # in this process: a subprocess would pay the imports for each case
+
+    monkeypatch.chdir(ROOT)
+    assert main(["lockstep", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_the_command_records_its_result_and_the_reports_read_it(tmp_path):

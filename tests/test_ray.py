@@ -17,7 +17,7 @@ from experiments.grid.ray_backend import staging_root
 
 # one worker runs every test here: the cluster fixture ends with `ray stop --force`, which stops every Ray
 # process on the machine, so a second cluster in a parallel pytest worker would be killed with it
-pytestmark = pytest.mark.xdist_group("ray")
+pytestmark = [pytest.mark.serial, pytest.mark.xdist_group("ray")]
 BIN = Path(sys.executable).parent
 RUN_GLOB = "runs/ppo/CartPole-v1/ours/seed{seed}-*"
 

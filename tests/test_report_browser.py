@@ -35,7 +35,8 @@ def test_reports_render_in_headless_chromium(tmp_path, generated_reports, page):
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,2400",
+            # tall enough that the overview's first figures sit below its matrix (one row per comparison)
+            "--window-size=1200,6000",
             f"--screenshot={shot}",
             report.as_uri(),
         ],
@@ -44,7 +45,7 @@ def test_reports_render_in_headless_chromium(tmp_path, generated_reports, page):
         timeout=120,
     )
     rgb = np.asarray(Image.open(shot).convert("RGB"), dtype=int)
-    assert rgb.shape == (2400, 1200, 3)
+    assert rgb.shape == (6000, 1200, 3)
     text = (rgb.sum(-1) < 200).mean()  # dark pixels: the text and table rules
     assert 0.002 < text < 0.5, text
     # the learning-curve figures loaded: a broken image shows an icon, not matplotlib's tab:blue lines
