@@ -245,7 +245,7 @@ def _regress(args: argparse.Namespace) -> int:
     from experiments.tools.regress import regress
     from replications.core.config import parse_overrides
 
-    if args.power or args.false_alarms or args.simulate_false_alarms:
+    if args.power or args.false_alarms or args.simulate_false_alarms or args.compare_rules:
         return _gate_power(args)
     if args.probe:
         from experiments.tools.regress import probe
@@ -278,6 +278,8 @@ def _gate_power(args: argparse.Namespace) -> int:
         gate_power.simulate_false_alarms(args.algo, args.simulate_false_alarms)
     if args.false_alarms:
         gate_power.measure_false_alarms(args.algo, args.false_alarms, args.workers, args.seed_parallel)
+    if args.compare_rules:
+        gate_power.compare_rules(args.algo, args.compare_rules)
     return 0
 
 
@@ -475,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="REPS",
         help="REPS simulated decisions from a normal fit of the committed baseline (results/regress/false-alarms.csv)",
+    )
+    g.add_argument(
+        "--compare-rules",
+        type=_positive_int,
+        metavar="REPS",
+        help="each decision rule judged on the measured power rows and REPS simulated null decisions, without new "
+        "runs (results/regress/rules.csv)",
     )
     g.set_defaults(func=_regress)
 

@@ -22,7 +22,7 @@ def test_wilson_interval_matches_hand_computed_values():
 def _baseline(directory, algo="ppo", commit="abc"):
     rng = np.random.default_rng(0)
     rows = [(env, s, rng.normal(mu, 5.0)) for env, mu in (("A-v0", 100.0), ("B-v0", -50.0)) for s in range(5)]
-    frame = pd.DataFrame(rows, columns=["env", "seed", "score"]).assign(config_id="cfg", commit=commit)
+    frame = pd.DataFrame(rows, columns=["env", "seed", "score"]).assign(config_id="cfg", commit=commit, steps=1000)
     frame.to_csv(directory / f"{algo}-baseline.csv", index=False)
     return frame
 
@@ -162,3 +162,59 @@ def test_each_power_row_keeps_the_mutant_runs_per_seed_scores(tmp_path, monkeypa
     assert row.mutant == "ppo-advantage-sign" and bool(row.caught) and row.family == "on-policy"
     assert json.loads(row.scores) == {"A-v0": [1.5, 2.0], "B-v0": [-3.0]}
     assert json.loads(row.means) == {"A-v0": 1.75, "B-v0": -3.0}
+
+
+def test_a_drop_on_one_env_is_a_regression_for_the_per_env_rules_only():
+    """The failure the averaged rule hides: one env far below the baseline while the other is above it gives
+    P = 0.5; the per-env Mann-Whitney p-value of a complete separation of 5 and 5 is 1/C(10, 5) = 1/252, which
+    Holm's correction over 2 envs doubles."""
+    from experiments.tools.regress import compare
+
+    base = pd.DataFrame(
+        [(e, s, v) for e, off in (("A-v0", 100.0), ("B-v0", -50.0)) for s, v in enumerate(off + np.arange(5.0))],
+        columns=["env", "seed", "score"],
+    )
+    cand = base.assign(score=np.where(base.env == "A-v0", base.score + 10, base.score - 100))
+    result = compare(cand, base)
+    assert result["p_improvement"] == pytest.approx(0.5)
+    assert result["p_drop_holm"] == pytest.approx({"A-v0": 1.0, "B-v0": 2 / 252})
+    assert result["decisions"] == {"averaged": False, "per-env": True, "either": True}
+    assert compare(base.assign(score=base.score + 0.5), base)["decisions"] == dict.fromkeys(
+        ("averaged", "per-env", "either"), False
+    )
+
+
+def test_compare_rules_judges_each_rule_on_the_stored_scores_and_a_simulated_null(tmp_path):
+    base = _baseline(tmp_path)
+    by_env = {e: g.score.to_numpy() for e, g in base.groupby("env")}
+    one_env = {"A-v0": (by_env["A-v0"] + 30).tolist(), "B-v0": (by_env["B-v0"] - 100).tolist()}
+    rows = [
+        {
+            "algo": "ppo",
+            "mutant": "ppo-advantage-sign",
+            "family": "on-policy",
+            "broke": False,
+            "scores": json.dumps({e: (v - 200).tolist() for e, v in by_env.items()}),
+        },
+        {
+            "algo": "ppo",
+            "mutant": "ppo-ratio-inverted",
+            "family": "on-policy",
+            "broke": False,
+            "scores": json.dumps(one_env),
+        },
+        {"algo": "ppo", "mutant": "ppo-value-clip-min", "family": "on-policy", "broke": True, "scores": "{}"},
+        {"algo": "ppo", "mutant": "gae-lambda-dropped", "family": "on-policy", "broke": False, "scores": ""},
+    ]
+    pd.DataFrame(rows).assign(caught=False, p_improvement=0.5).to_csv(gate_power.power_path(tmp_path), index=False)
+    table = gate_power.compare_rules("ppo", reps=300, directory=tmp_path).set_index("rule")
+    assert table.mutants_measured.tolist() == [3, 3, 3]  # the row without scores is not judged
+    assert table.loc["averaged", "caught"].split() == ["ppo-advantage-sign", "ppo-value-clip-min"]
+    assert table.loc["per-env", "mutants_caught"] == table.loc["either", "mutants_caught"] == 3
+    assert (table.simulated_false_alarms <= 0.08).all() and table.simulated_false_alarms.max() > 0
+    assert table.loc["either", "simulated_false_alarms"] >= table.loc["averaged", "simulated_false_alarms"]
+    assert len(pd.read_csv(gate_power.rules_path(tmp_path))) == 3
+    assert "| ppo | per-env: a drop on any env" in gate_power.summary(tmp_path)
+    _baseline(tmp_path, "trpo")
+    with pytest.raises(UserError, match="no power rows with per-seed scores for trpo"):
+        gate_power.compare_rules("trpo", reps=10, directory=tmp_path)

@@ -35,7 +35,7 @@ from analysis.scores import with_scores
 from experiments.grid import plan_grid
 from experiments.store import ResultsStore, provenance
 from experiments.tools.mutants import FAMILIES, MUTANTS, get
-from experiments.tools.regress import BASELINE_DIR, compare, decide, load_baseline, run_plan
+from experiments.tools.regress import BASELINE_DIR, RULE, RULES, compare, decide, load_baseline, run_plan
 from replications.core.errors import UserError
 
 NULL_SEED_OFFSET = 3000
@@ -166,11 +166,9 @@ def _record_false_alarms(algo: str, method: str, alarms: list[bool], wall: float
     return row
 
 
-def simulate_false_alarms(algo: str, reps: int = 1000, seed: int = 0, directory: Path = BASELINE_DIR) -> dict:
-    """The gate's false-alarm rate when the baseline's and the current code's scores come from one
-    distribution (a normal fit per env of the committed baseline), both drawn afresh for each decision."""
-    start = time.time()
-    baseline = load_baseline(algo, directory)
+def _normal_fit(baseline: pd.DataFrame, seed: int):
+    """A function drawing a suite of scores (the baseline's envs and seeds per env) from a normal fit (mean,
+    sample std) of the baseline's per-env scores."""
     rng = np.random.default_rng(seed)
     fits = {env: (g.score.mean(), g.score.std(ddof=1), len(g)) for env, g in baseline.groupby("env")}
 
@@ -178,8 +176,81 @@ def simulate_false_alarms(algo: str, reps: int = 1000, seed: int = 0, directory:
         rows = [(env, i, rng.normal(mu, sd)) for env, (mu, sd, n) in fits.items() for i in range(n)]
         return pd.DataFrame(rows, columns=["env", "seed", "score"])
 
+    return draw
+
+
+def simulate_false_alarms(algo: str, reps: int = 1000, seed: int = 0, directory: Path = BASELINE_DIR) -> dict:
+    """The gate's false-alarm rate when the baseline's and the current code's scores come from one
+    distribution (a normal fit per env of the committed baseline), both drawn afresh for each decision."""
+    start = time.time()
+    baseline = load_baseline(algo, directory)
+    draw = _normal_fit(baseline, seed)
     alarms = [bool(compare(draw(), draw())["regression"]) for _ in range(reps)]
     return _record_false_alarms(algo, "simulated", alarms, time.time() - start, directory, seed=seed)
+
+
+def rules_path(directory: Path = BASELINE_DIR) -> Path:
+    return directory / "rules.csv"
+
+
+def compare_rules(algo: str, reps: int = 1000, seed: int = 0, directory: Path = BASELINE_DIR) -> pd.DataFrame:
+    """Each decision rule of ``regress.RULES`` judged on what is measured, without new runs: the mutants caught
+    among the latest power rows of ``algo`` that kept per-seed scores (a mutant that broke a run counts as
+    caught by every rule), and the simulated false-alarm rate (the normal fit of ``simulate_false_alarms``,
+    the same draws for every rule). One row per rule appended to rules.csv."""
+    start = time.time()
+    baseline = load_baseline(algo, directory)
+    path = power_path(directory)
+    power = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["algo", "mutant", "scores", "broke"])
+    power = power[power.algo == algo].drop_duplicates("mutant", keep="last")
+    power = power[power.broke.astype(bool) | power.scores.map(lambda s: isinstance(s, str) and s not in ("", "{}"))]
+    if power.empty:
+        raise UserError(f"no power rows with per-seed scores for {algo}: run rlrepro regress {algo} --power first")
+    caught: dict[str, list[str]] = {rule: [] for rule in RULES}
+    for row in power.itertuples():
+        if row.broke:
+            decisions = dict.fromkeys(RULES, True)
+        else:
+            scores = json.loads(row.scores)
+            candidate = pd.DataFrame(
+                [(e, i, v) for e, xs in scores.items() for i, v in enumerate(xs)], columns=["env", "seed", "score"]
+            )
+            decisions = compare(candidate, baseline)["decisions"]
+        for rule, flagged in decisions.items():
+            if flagged:
+                caught[rule].append(row.mutant)
+    draw = _normal_fit(baseline, seed)
+    alarms = {rule: 0 for rule in RULES}
+    for _ in range(reps):
+        for rule, flagged in compare(draw(), draw())["decisions"].items():
+            alarms[rule] += flagged
+    rows = []
+    for rule, description in RULES.items():
+        low, high = wilson(alarms[rule], reps)
+        k, n = len(caught[rule]), len(power)
+        rows.append(
+            {
+                "algo": algo,
+                "rule": rule,
+                "description": description,
+                "mutants_caught": k,
+                "mutants_measured": n,
+                "caught": " ".join(caught[rule]),
+                "simulated_false_alarms": round(alarms[rule] / reps, 4),
+                "fa_ci_low": round(low, 4),
+                "fa_ci_high": round(high, 4),
+                "reps": reps,
+                "in_use": rule == RULE,
+                **_provenance(),
+            }
+        )
+        print(
+            f"{algo} rule {rule:<9} caught {k}/{n} mutants; simulated false alarms "
+            f"{alarms[rule] / reps:.1%} [{low:.1%}, {high:.1%}]{'  (in use)' if rule == RULE else ''}"
+        )
+    print(f"({time.time() - start:,.0f} s)")
+    _append(rules_path(directory), rows)
+    return pd.DataFrame(rows)
 
 
 def measure_false_alarms(
@@ -320,6 +391,23 @@ def summary(directory: Path = BASELINE_DIR) -> str:
             how = "fresh-seed runs, disjoint sets" if r.method == "measured" else "normal fit of the baseline"
             lines.append(
                 f"| {r.algo} | {r.alarms} | {r.decisions} | {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] | {how} |"
+            )
+    path = rules_path(directory)
+    if path.exists():
+        rules = pd.read_csv(path).drop_duplicates(["algo", "rule"], keep="last")
+        lines += [
+            "",
+            "Decision rules judged on the measured sweeps without new runs (`rlrepro regress ALGO --compare-rules "
+            "REPS`; in use: `" + RULE + "`):",
+            "",
+            "| algo | rule | mutants caught | simulated false alarms (95% CI) | at commit |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rules.itertuples():
+            lines.append(
+                f"| {r.algo} | {r.rule}: {r.description} | {r.mutants_caught} of {r.mutants_measured} | "
+                f"{r.simulated_false_alarms:.1%} [{r.fa_ci_low:.1%}, {r.fa_ci_high:.1%}] of {r.reps} | "
+                f"{str(r.commit)[:7]} |"
             )
     return "\n".join(lines)
 

@@ -31,10 +31,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.scores import with_scores
 from analysis.stats import probability_of_improvement
+from analysis.verdicts import holm
 from experiments.grid import execute, make_spec, plan_grid, run_grid
 from experiments.store import ResultsStore, provenance
 from experiments.tools.fingerprint import golden_hashes
@@ -43,6 +46,14 @@ from replications.core.errors import UserError
 BASELINE_DIR = Path(__file__).resolve().parents[2] / "results" / "regress"
 CANDIDATE_SEED_OFFSET = 1000
 BOUND = 0.5
+ALPHA = 0.05  # per-env rule: Holm-adjusted one-sided Mann-Whitney p-value of a drop on any env
+ALPHA_EITHER = 0.02  # the per-env part of "either", so that the union keeps false alarms near 5%
+RULES = {
+    "averaged": f"P(current > baseline) averaged over envs, 95% CI entirely below {BOUND}",
+    "per-env": f"a drop on any env: one-sided Mann-Whitney, Holm across envs, alpha {ALPHA}",
+    "either": f"averaged, or a drop on any env at Holm-adjusted alpha {ALPHA_EITHER}",
+}
+RULE = "averaged"
 
 
 def baseline_path(algo: str, directory: Path = BASELINE_DIR) -> Path:
@@ -203,13 +214,38 @@ def probe(
     return out
 
 
-def compare(candidate: pd.DataFrame, baseline: pd.DataFrame) -> dict:
+def drop_pvalues(candidate: dict[str, np.ndarray], baseline: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per env, the one-sided Mann-Whitney p-value that the candidate's scores are stochastically lower than
+    the baseline's (exact without ties, the normal approximation with them); Holm's correction is the caller's."""
+
+    def p_lower(x: np.ndarray, y: np.ndarray) -> float:
+        ties = len(np.unique(np.r_[x, y])) < len(x) + len(y)
+        method = "asymptotic" if ties else "exact"
+        return float(stats.mannwhitneyu(x, y, alternative="less", method=method).pvalue)
+
+    return {env: p_lower(candidate[env], baseline[env]) for env in baseline}
+
+
+def rule_decisions(p_ci_high: float, drop_p_holm: dict[str, float]) -> dict[str, bool]:
+    """Every decision rule's verdict (True: a regression) from the two statistics ``compare`` computes."""
+    worst = min(drop_p_holm.values())
+    return {
+        "averaged": p_ci_high < BOUND,
+        "per-env": worst < ALPHA,
+        "either": p_ci_high < BOUND or worst < ALPHA_EITHER,
+    }
+
+
+def compare(candidate: pd.DataFrame, baseline: pd.DataFrame, rule: str | None = None) -> dict:
+    """The gate's statistics and its decision under ``rule`` (default ``RULE``; see ``RULES``)."""
     envs = sorted(set(baseline.env))
     missing = sorted(set(envs) - set(candidate.env))
     if missing:
         raise UserError(f"the candidate suite lacks envs {missing} of the baseline; re-run with the same suite")
     by_env = lambda df: {e: df[df.env == e].score.to_numpy() for e in envs}  # noqa: E731
     p, lo, hi = probability_of_improvement(by_env(candidate), by_env(baseline))
+    drops = drop_pvalues(by_env(candidate), by_env(baseline))
+    adjusted = dict(zip(envs, holm([drops[e] for e in envs]), strict=True))
     table = pd.DataFrame(
         {
             "env": envs,
@@ -217,9 +253,19 @@ def compare(candidate: pd.DataFrame, baseline: pd.DataFrame) -> dict:
             "candidate_mean": [candidate[candidate.env == e].score.mean() for e in envs],
             "n_baseline": [int((baseline.env == e).sum()) for e in envs],
             "n_candidate": [int((candidate.env == e).sum()) for e in envs],
+            "p_drop_holm": [adjusted[e] for e in envs],
         }
     )
-    return {"table": table, "p_improvement": p, "ci_low": lo, "ci_high": hi, "regression": hi < BOUND}
+    decisions = rule_decisions(hi, adjusted)
+    return {
+        "table": table,
+        "p_improvement": p,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_drop_holm": adjusted,
+        "decisions": decisions,
+        "regression": decisions[rule or RULE],
+    }
 
 
 def regress(
@@ -311,13 +357,14 @@ def decide(
     result = compare(candidate, baseline)
     ends = candidate.groupby("env")[["episodes", "time_limited"]].sum()
     result["table"] = result["table"].join(ends, on="env")
-    print(result["table"].to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
+    formats = {"p_drop_holm": "{:.3f}".format}
+    print(result["table"].to_string(index=False, formatters=formats, float_format=lambda x: f"{x:,.1f}"))
     verdict = "REGRESSION" if result["regression"] else "no significant regression"
     wall = time.time() - start
     print(
         f"P(current > baseline) = {result['p_improvement']:.2f}, 95% CI [{result['ci_low']:.2f}, "
         f"{result['ci_high']:.2f}] (baseline commit {baseline['commit'].iloc[0]}): {verdict} "
-        f"(regression = CI entirely below {BOUND}); {wall:,.0f} s"
+        f"(rule {RULE}: {RULES[RULE]}); {wall:,.0f} s"
     )
     return {**result, "broke": False, "stale": stale, "wall_s": wall, "candidate": candidate}
 
@@ -330,6 +377,9 @@ def write_gate_record(algo: str, result: dict, baseline: pd.DataFrame, directory
         "passed": not result["regression"] and not result["stale"],
         "p_improvement": round(float(result["p_improvement"]), 4),
         "ci": [round(float(result["ci_low"]), 4), round(float(result["ci_high"]), 4)],
+        "rule": RULE,
+        "p_drop_holm": {env: round(float(p), 4) for env, p in result["p_drop_holm"].items()},
+        "scores": {env: g.score.round(3).tolist() for env, g in result["candidate"].groupby("env")},
         "stale_baseline": result["stale"],
         "baseline_commit": str(baseline["commit"].iloc[0]),
         "commit": meta["commit"],
