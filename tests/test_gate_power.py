@@ -2,6 +2,7 @@
 decisions, the records kept, the summary the README shows, and bad input."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -184,7 +185,7 @@ def test_a_drop_on_one_env_is_a_regression_for_the_per_env_rules_only():
     )
 
 
-def test_compare_rules_judges_each_rule_on_the_stored_scores_and_a_simulated_null(tmp_path):
+def test_compare_rules_judges_each_rule_on_the_stored_scores_and_a_simulated_null(tmp_path, monkeypatch):
     base = _baseline(tmp_path)
     by_env = {e: g.score.to_numpy() for e, g in base.groupby("env")}
     one_env = {"A-v0": (by_env["A-v0"] + 30).tolist(), "B-v0": (by_env["B-v0"] - 100).tolist()}
@@ -207,7 +208,22 @@ def test_compare_rules_judges_each_rule_on_the_stored_scores_and_a_simulated_nul
         {"algo": "ppo", "mutant": "gae-lambda-dropped", "family": "on-policy", "broke": False, "scores": ""},
     ]
     pd.DataFrame(rows).assign(caught=False, p_improvement=0.5).to_csv(gate_power.power_path(tmp_path), index=False)
+    # a null pool of 3 complete disjoint sets (the fourth lacks a run); in the third, one env lies far below
+    # the baseline and the other above it
+    monkeypatch.setattr(gate_power, "same_algorithm", lambda commit, head, algo: True)
+    monkeypatch.setattr(gate_power, "plan_grid", lambda *a, **k: [SimpleNamespace(config_id="cfg")])
+    off = gate_power.NULL_SEED_OFFSET
+    pool = [
+        (e, off + i, v + ({"A-v0": 30, "B-v0": -100}[e] if 10 <= i < 15 else 0), "cfg", "abc", False)
+        for e, xs in by_env.items()
+        for i, v in enumerate(np.tile(xs, 4))
+        if not (e == "A-v0" and i == 19)
+    ]
+    columns = ["env", "seed", "score", "config_id", "commit", "dirty"]
+    pd.DataFrame(pool, columns=columns).to_csv(gate_power.null_pool_path("ppo", tmp_path), index=False)
     table = gate_power.compare_rules("ppo", reps=300, directory=tmp_path).set_index("rule")
+    assert table.measured_decisions.tolist() == [3, 3, 3]
+    assert table.loc["averaged", "measured_false_alarms"] == 0 and table.loc["per-env", "measured_false_alarms"] == 1
     assert table.mutants_measured.tolist() == [3, 3, 3]  # the row without scores is not judged
     assert table.loc["averaged", "caught"].split() == ["ppo-advantage-sign", "ppo-value-clip-min"]
     assert table.loc["per-env", "mutants_caught"] == table.loc["either", "mutants_caught"] == 3

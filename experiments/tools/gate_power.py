@@ -224,6 +224,11 @@ def compare_rules(algo: str, reps: int = 1000, seed: int = 0, directory: Path = 
     for _ in range(reps):
         for rule, flagged in compare(draw(), draw())["decisions"].items():
             alarms[rule] += flagged
+    sets = _disjoint_sets(_usable_pool(algo, plan_grid(algo, "regress", impls=["ours"]), directory), baseline)
+    measured = {rule: 0 for rule in RULES}
+    for chosen in sets:
+        for rule, flagged in compare(chosen, baseline)["decisions"].items():
+            measured[rule] += flagged
     rows = []
     for rule, description in RULES.items():
         low, high = wilson(alarms[rule], reps)
@@ -240,13 +245,16 @@ def compare_rules(algo: str, reps: int = 1000, seed: int = 0, directory: Path = 
                 "fa_ci_low": round(low, 4),
                 "fa_ci_high": round(high, 4),
                 "reps": reps,
+                "measured_false_alarms": measured[rule],
+                "measured_decisions": len(sets),
                 "in_use": rule == RULE,
                 **_provenance(),
             }
         )
         print(
             f"{algo} rule {rule:<9} caught {k}/{n} mutants; simulated false alarms "
-            f"{alarms[rule] / reps:.1%} [{low:.1%}, {high:.1%}]{'  (in use)' if rule == RULE else ''}"
+            f"{alarms[rule] / reps:.1%} [{low:.1%}, {high:.1%}]; measured false alarms {measured[rule]} of "
+            f"{len(sets)} disjoint null sets{'  (in use)' if rule == RULE else ''}"
         )
     print(f"({time.time() - start:,.0f} s)")
     _append(rules_path(directory), rows)
@@ -263,17 +271,37 @@ def measure_false_alarms(
     baseline = load_baseline(algo, directory)
     specs = plan_grid(algo, "regress", impls=["ours"])
     per_set = len({s.seed for s in specs})
-    envs = sorted({s.env for s in specs})
     pool = _null_pool(algo, specs, decisions * per_set, workers, seed_parallel, directory)
-    sets = []
-    for d in range(decisions):
-        seeds = range(NULL_SEED_OFFSET + d * per_set, NULL_SEED_OFFSET + (d + 1) * per_set)
-        chosen = pool[pool.seed.isin(seeds)]
-        if sorted(set(chosen.env)) != envs or len(chosen) != per_set * len(envs):
-            raise RuntimeError(f"the null pool lacks runs of set {d} (seeds {seeds.start}..{seeds.stop - 1})")
-        sets.append(chosen)
+    sets = _disjoint_sets(pool, baseline)
+    if len(sets) < decisions:
+        first = NULL_SEED_OFFSET + len(sets) * per_set
+        raise RuntimeError(f"the null pool lacks runs of set {len(sets)} (seeds {first}..{first + per_set - 1})")
+    sets = sets[:decisions]
     alarms = _decisions(sets, baseline)
     return _record_false_alarms(algo, "measured", alarms, time.time() - start, directory, seed=NULL_SEED_OFFSET)
+
+
+def _usable_pool(algo: str, specs: list, directory: Path) -> pd.DataFrame:
+    """The null pool's rows that count now: this suite's configs, a clean tree, the same algorithm code."""
+    path = null_pool_path(algo, directory)
+    columns = ["env", "seed", "score", "config_id", "commit", "dirty"]
+    kept = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
+    head = provenance()["commit"]
+    same_code = kept.commit.map(lambda c: same_algorithm(str(c), head, algo)).astype(bool)
+    return kept[same_code & ~kept.dirty.astype(bool) & kept.config_id.isin({s.config_id for s in specs})]
+
+
+def _disjoint_sets(pool: pd.DataFrame, suite: pd.DataFrame) -> list[pd.DataFrame]:
+    """The pool cut into consecutive disjoint sets of the shape of ``suite`` (a baseline: its envs and seeds
+    per env; seeds NULL_SEED_OFFSET + d * n ..), up to the first set that lacks a run."""
+    per_set, envs = suite.groupby("env").size().max(), sorted(set(suite.env))
+    sets: list[pd.DataFrame] = []
+    while True:
+        start = NULL_SEED_OFFSET + len(sets) * per_set
+        chosen = pool[pool.seed.isin(range(start, start + per_set))]
+        if sorted(set(chosen.env)) != envs or len(chosen) != per_set * len(envs):
+            return sets
+        sets.append(chosen)
 
 
 def _null_pool(algo: str, specs: list, n_seeds: int, workers: int, seed_parallel: int, directory: Path) -> pd.DataFrame:
@@ -284,12 +312,8 @@ def _null_pool(algo: str, specs: list, n_seeds: int, workers: int, seed_parallel
     meta = provenance()
     if meta["dirty"]:
         print("warning: the tree has uncommitted changes; the null pool's rows are marked dirty")
-    columns = ["env", "seed", "config_id", "commit", "dirty"]
-    kept = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=columns)
-    config_ids = {s.env: s.config_id for s in specs}
     steps = {s.env: s.steps for s in specs}
-    same_code = kept.commit.map(lambda c: same_algorithm(str(c), meta["commit"], algo)).astype(bool)
-    same = kept[same_code & ~kept.dirty.astype(bool) & kept.config_id.isin(set(config_ids.values()))]
+    same = _usable_pool(algo, specs, directory)
     have = set(zip(same.env, same.seed, strict=True))
     plan = [
         (env, NULL_SEED_OFFSET + i, steps[env])
@@ -400,14 +424,14 @@ def summary(directory: Path = BASELINE_DIR) -> str:
             "Decision rules judged on the measured sweeps without new runs (`rlrepro regress ALGO --compare-rules "
             "REPS`; in use: `" + RULE + "`):",
             "",
-            "| algo | rule | mutants caught | simulated false alarms (95% CI) | at commit |",
-            "|---|---|---|---|---|",
+            "| algo | rule | mutants caught | simulated false alarms (95% CI) | measured false alarms | at commit |",
+            "|---|---|---|---|---|---|",
         ]
         for r in rules.itertuples():
             lines.append(
                 f"| {r.algo} | {r.rule}: {r.description} | {r.mutants_caught} of {r.mutants_measured} | "
                 f"{r.simulated_false_alarms:.1%} [{r.fa_ci_low:.1%}, {r.fa_ci_high:.1%}] of {r.reps} | "
-                f"{str(r.commit)[:7]} |"
+                f"{r.measured_false_alarms} of {r.measured_decisions} | {str(r.commit)[:7]} |"
             )
     return "\n".join(lines)
 
