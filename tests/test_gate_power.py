@@ -85,20 +85,27 @@ def test_a_pool_missing_runs_is_an_error_not_a_smaller_sample(tmp_path, monkeypa
 
 
 def test_the_summary_counts_the_latest_decision_of_each_mutant(tmp_path):
+    """Each mutant's latest row counts; a row that kept per-seed scores against the committed baseline is judged
+    again by the rule in use (a drop on one env hidden by a gain on the other: missed when it was measured under
+    the averaged rule, caught now)."""
+    by_env = {e: g.score.to_numpy() for e, g in _baseline(tmp_path).groupby("env")}
+    one_env = json.dumps({"A-v0": (by_env["A-v0"] + 30).tolist(), "B-v0": (by_env["B-v0"] - 100).tolist()})
+    means = json.dumps({"A-v0": -273.6, "B-v0": 392.7})
     rows = [
-        ("ppo", "ppo-advantage-sign", "on-policy", False, 0.6),  # superseded by the row below
-        ("ppo", "ppo-advantage-sign", "on-policy", True, 0.0),
-        ("ppo", "gae-lambda-dropped", "on-policy", False, 0.45),
-        ("trpo", "cg-residual-sign", "natural-gradient", True, 0.1),
+        ("ppo", "ppo-advantage-sign", "on-policy", False, 0.6, "{}", "{}", "abc"),  # superseded by the row below
+        ("ppo", "ppo-advantage-sign", "on-policy", True, 0.0, "{}", "{}", "abc"),
+        ("ppo", "gae-lambda-dropped", "on-policy", False, 0.45, means, "{}", "abc"),
+        ("ppo", "ppo-lr-anneal-reversed", "on-policy", False, 0.5, "{}", one_env, "abc"),
+        ("trpo", "cg-residual-sign", "natural-gradient", True, 0.1, "{}", "{}", "abc"),
     ]
-    power = pd.DataFrame(rows, columns=["algo", "mutant", "family", "caught", "p_improvement"])
-    power.to_csv(gate_power.power_path(tmp_path), index=False)
+    columns = ["algo", "mutant", "family", "caught", "p_improvement", "means", "scores", "baseline_commit"]
+    pd.DataFrame(rows, columns=columns).to_csv(gate_power.power_path(tmp_path), index=False)
     text = gate_power.summary(tmp_path)
     total = pd.Series([m.family for m in MUTANTS.values()]).value_counts()
-    assert f"| on-policy | {total['on-policy']} | 2 | 1 | 50% [9%, 91%] |" in text
+    assert f"| on-policy | {total['on-policy']} | 3 | 2 | 67% [21%, 94%] |" in text
     assert f"| natural-gradient | {total['natural-gradient']} | 1 | 1 | 100% [21%, 100%] |" in text
     assert f"| off-policy | {total['off-policy']} | 0 | 0 | not measured |" in text
-    assert "Missed (known blind spots): gae-lambda-dropped on ppo (P 0.45)." in text
+    assert "Missed (known blind spots): gae-lambda-dropped on ppo (A-v0 -274, B-v0 393)." in text
 
 
 def test_a_mutant_the_algorithm_does_not_run_is_refused(tmp_path):
@@ -121,7 +128,7 @@ def test_the_gates_table_shows_each_suite_and_its_last_record(tmp_path):
     rows = gate_power.gates_table(tmp_path)
     ppo = next(r for r in rows if r.startswith("| ppo |"))
     suite = "A-v0: 1,000, 5; 15 of 200<br>B-v0: 1,000, 5; 15 of 200"
-    assert ppo == f"| ppo | {suite} | abc | 0.60 [0.30, 0.85] pass | 123 s | b64ab0e |"
+    assert ppo == f"| ppo | {suite} | abc | 0.60 [0.30, 0.85]; pass by rule averaged | 123 s | b64ab0e |"
     assert "| sac | no gate yet | | | | |" in rows  # no baseline in this folder
     gate_record_path("ppo", tmp_path).write_text(json.dumps({**record, "suite": ["an-old-suite"]}))
     assert "pass (another suite than the config's: re-run)" in "\n".join(gate_power.gates_table(tmp_path))

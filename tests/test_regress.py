@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from experiments.tools.fingerprint import golden_hashes
-from experiments.tools.regress import baseline_path, compare, gate_record_path, regress, suite_ids
+from experiments.tools.regress import ALPHA, RULE, baseline_path, compare, gate_record_path, regress, suite_ids
 
 
 def _df(scores):
@@ -40,7 +40,8 @@ def test_unchanged_code_is_not_flagged(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "no significant regression" in out and "InvertedPendulum-v5" in out
     record = json.loads(gate_record_path("ppo", tmp_path).read_text())
-    assert record["passed"] and record["golden"] == golden_hashes("ppo") and record["ci"][1] >= 0.5
+    assert record["passed"] and record["golden"] == golden_hashes("ppo") and record["rule"] == RULE
+    assert min(record["p_drop_holm"].values()) >= ALPHA and len(record["scores"]["InvertedPendulum-v5"]) == 5
     assert record["suite"] == suite_ids("ppo")
 
 

@@ -128,6 +128,8 @@ def measure_power(
             "p_improvement": round(float(result["p_improvement"]), 4),
             "ci_low": round(float(result["ci_low"]), 4),
             "ci_high": round(float(result["ci_high"]), 4),
+            "rule": RULE,
+            "p_drop_holm": json.dumps({e: round(float(v), 4) for e, v in result.get("p_drop_holm", {}).items()}),
             "means": json.dumps(means),
             "scores": json.dumps(scores),
             "baseline_commit": str(baseline["commit"].iloc[0]),
@@ -155,6 +157,7 @@ def _record_false_alarms(algo: str, method: str, alarms: list[bool], wall: float
         "ci_low": round(low, 4),
         "ci_high": round(high, 4),
         "wall_s": round(wall, 1),
+        "rule": RULE,
         **extra,
         **_provenance(),
     }
@@ -211,11 +214,7 @@ def compare_rules(algo: str, reps: int = 1000, seed: int = 0, directory: Path = 
         if row.broke:
             decisions = dict.fromkeys(RULES, True)
         else:
-            scores = json.loads(row.scores)
-            candidate = pd.DataFrame(
-                [(e, i, v) for e, xs in scores.items() for i, v in enumerate(xs)], columns=["env", "seed", "score"]
-            )
-            decisions = compare(candidate, baseline)["decisions"]
+            decisions = compare(_frame(json.loads(row.scores)), baseline)["decisions"]
         for rule, flagged in decisions.items():
             if flagged:
                 caught[rule].append(row.mutant)
@@ -340,7 +339,7 @@ def gates_table(directory: Path = BASELINE_DIR) -> list[str]:
 
     lines = [
         "| algo | suite (env: steps, seeds; episodes at the time limit) | baseline commit | last gate: "
-        "P(current > baseline) [95% CI] | wall | at commit |",
+        "P(current > baseline) [95% CI]; each env's Holm-adjusted p of a drop | wall | at commit |",
         "|---|---|---|---|---|---|",
     ]
     for algo in ALGOS:
@@ -358,7 +357,10 @@ def gates_table(directory: Path = BASELINE_DIR) -> list[str]:
             verdict = "pass" if r["passed"] else "NOT passed"
             if r.get("suite") != suite_ids(algo):
                 verdict += " (another suite than the config's: re-run)"
-            gate = f"{r['p_improvement']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] {verdict}"
+            rule = r.get("rule", "averaged")  # the records made before the rule was recorded used this one
+            drops = ", ".join(f"{e} {p:.3f}" for e, p in r.get("p_drop_holm", {}).items())
+            gate = f"{r['p_improvement']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]" + (f"; {drops}" if drops else "")
+            gate += f"; {verdict} by rule {rule}"
             wall, commit = f"{r['wall_s']:,.0f} s", r["commit"][:7]
         else:
             gate, wall, commit = "no record", "", ""
@@ -378,6 +380,32 @@ def same_algorithm(commit: str, head: str, algo: str) -> bool:
     return then is not None and now is not None and compatible(then, now)
 
 
+def _frame(scores: dict[str, list[float]]) -> pd.DataFrame:
+    """Per-seed scores kept as JSON (env -> scores) as the frame ``compare`` takes."""
+    rows = [(env, i, v) for env, xs in scores.items() for i, v in enumerate(xs)]
+    return pd.DataFrame(rows, columns=["env", "seed", "score"])
+
+
+def caught_by_rule_in_use(row, directory: Path = BASELINE_DIR) -> bool:
+    """A power row's decision under ``RULE``: a row that kept per-seed scores and was measured against the
+    committed baseline is judged again; a mutant that broke a run is caught; any other row keeps its decision."""
+    if bool(getattr(row, "broke", False)):
+        return True
+    scores = json.loads(row.scores) if isinstance(getattr(row, "scores", None), str) and row.scores else {}
+    if not scores:
+        return bool(row.caught)
+    baseline = load_baseline(row.algo, directory)
+    if str(baseline["commit"].iloc[0]) != str(getattr(row, "baseline_commit", None)):
+        return bool(row.caught)
+    return bool(compare(_frame(scores), baseline)["regression"])
+
+
+def _means(row) -> str:
+    """A power row's per-env means of the mutant's runs, as text."""
+    means = json.loads(row.means) if isinstance(getattr(row, "means", None), str) else {}
+    return ", ".join(f"{env} {mean:,.0f}" for env, mean in means.items()) or "no scores"
+
+
 def summary(directory: Path = BASELINE_DIR) -> str:
     """Markdown: detection rate per family, the mutants missed (the known blind spots) and the false-alarm
     rates, from the latest decision of each (algorithm, mutant) and each (algorithm, method)."""
@@ -385,7 +413,11 @@ def summary(directory: Path = BASELINE_DIR) -> str:
     path = power_path(directory)
     if path.exists():
         power = pd.read_csv(path).drop_duplicates(["algo", "mutant"], keep="last")
+        power["caught"] = [caught_by_rule_in_use(r, directory) for r in power.itertuples()]
         lines += [
+            f"Detection by the rule in use, `{RULE}` ({RULES[RULE]}; a sweep that kept per-seed scores is judged "
+            "again under it):",
+            "",
             "| family | mutants in the catalogue | decisions measured | caught | detection rate (95% CI) |",
             "|---|---|---|---|---|",
         ]
@@ -401,7 +433,7 @@ def summary(directory: Path = BASELINE_DIR) -> str:
         lines.append("")
         lines.append(
             "Missed (known blind spots): "
-            + (", ".join(f"{r.mutant} on {r.algo} (P {r.p_improvement:.2f})" for r in missed.itertuples()) or "none")
+            + (", ".join(f"{r.mutant} on {r.algo} ({_means(r)})" for r in missed.itertuples()) or "none")
             + "."
         )
         lines.append(f"Not yet measured on any algorithm: {', '.join(unmeasured) or 'none'}.")
@@ -410,11 +442,17 @@ def summary(directory: Path = BASELINE_DIR) -> str:
     path = false_alarms_path(directory)
     if path.exists():
         alarms = pd.read_csv(path).drop_duplicates(["algo", "method"], keep="last")
-        lines += ["", "| algo | false alarms | decisions | rate (95% CI) | how |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| algo | false alarms | decisions | rate (95% CI) | how | rule |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in alarms.itertuples():
             how = "fresh-seed runs, disjoint sets" if r.method == "measured" else "normal fit of the baseline"
+            rule = getattr(r, "rule", None)
             lines.append(
-                f"| {r.algo} | {r.alarms} | {r.decisions} | {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] | {how} |"
+                f"| {r.algo} | {r.alarms} | {r.decisions} | {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] | {how} | "
+                f"{rule if isinstance(rule, str) else 'averaged'} |"
             )
     path = rules_path(directory)
     if path.exists():
