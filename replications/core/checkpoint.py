@@ -9,7 +9,8 @@ state, its NumPy RNG, and each wrapper's counters and running statistics), the l
 and the loop position. The driver deletes it when the run completes.
 
 A checkpoint is plain data: ``to_plain`` turns NumPy arrays into bytes with their dtype and shape, MuJoCo's
-MjData into MuJoCo's own byte serialisation, deques and objects into dicts of their attributes, and it is
+MjData into MuJoCo's own byte serialisation, a NumPy generator into its bit generator's state, deques and
+objects into dicts of their attributes, and it is
 read back with ``torch.load(weights_only=True)``, which builds nothing but tensors and Python containers.
 Object attributes are written back into the live objects (``restore_attrs``); no class named in a file
 is ever constructed, so a checkpoint copied in from someone else's results store cannot run code.
@@ -47,6 +48,14 @@ class _SpaceRNG:
         self.state = state
 
 
+class _GeneratorState:
+    """The saved state of a NumPy generator an object holds (DDPG's exploration noise): written back into the
+    live generator (``restore_attrs``), which is never replaced or built from the file."""
+
+    def __init__(self, state: dict[str, Any]):
+        self.state = state
+
+
 def to_plain(x: Any) -> Any:
     """``x`` as tensors, numbers, strings, bytes and containers only (what ``weights_only`` loading allows)."""
     if isinstance(x, np.ndarray | np.generic):  # before float: np.float64 is a float
@@ -62,6 +71,8 @@ def to_plain(x: Any) -> Any:
         return {"__deque__": [to_plain(v) for v in x], "maxlen": x.maxlen}
     if isinstance(x, _SpaceRNG):
         return {"__space_rng__": to_plain(x.state)}
+    if isinstance(x, np.random.Generator):
+        return {"__generator__": to_plain(dict(x.bit_generator.state))}
     if isinstance(x, dict):
         return {k: to_plain(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
@@ -93,6 +104,8 @@ def from_plain(x: Any) -> Any:
         return deque(from_plain(x["__deque__"]), maxlen=x["maxlen"])
     if "__space_rng__" in x:
         return _SpaceRNG(from_plain(x["__space_rng__"]))
+    if "__generator__" in x:
+        return _GeneratorState(from_plain(x["__generator__"]))
     if "__attrs__" in x:
         return Attrs(from_plain(x["__attrs__"]))
     return {k: from_plain(v) for k, v in x.items()}
@@ -104,6 +117,10 @@ def restore_attrs(obj: Any, attrs: dict[str, Any]) -> None:
         current = vars(obj).get(name)
         if isinstance(value, Attrs) and current is not None and hasattr(current, "__dict__"):
             restore_attrs(current, value)
+        elif isinstance(value, _GeneratorState):
+            if not isinstance(current, np.random.Generator):
+                raise ValueError(f"the checkpoint holds a generator's state where {type(obj).__name__}.{name} has none")
+            current.bit_generator.state = value.state
         elif isinstance(value, Attrs):
             raise ValueError(f"the checkpoint holds the state of an object {type(obj).__name__}.{name} lacks")
         else:
