@@ -41,16 +41,9 @@ class Attrs(dict):
     """An object's attributes read from a checkpoint: written back into the live object (``restore_attrs``)."""
 
 
-class _SpaceRNG:
-    """The saved RNG state of a space (restored into the space itself, not replacing it)."""
-
-    def __init__(self, state: dict[str, Any]):
-        self.state = state
-
-
-class _GeneratorState:
-    """The saved state of a NumPy generator an object holds (DDPG's exploration noise): written back into the
-    live generator (``restore_attrs``), which is never replaced or built from the file."""
+class _RNGState:
+    """The saved state of a NumPy generator: a space's (warm-up actions) or one an object holds (DDPG's
+    exploration noise). Written back into the live generator, which is never replaced or built from the file."""
 
     def __init__(self, state: dict[str, Any]):
         self.state = state
@@ -69,10 +62,10 @@ def to_plain(x: Any) -> Any:
         return {"__mjdata__": x.__getstate__()}
     if isinstance(x, deque):
         return {"__deque__": [to_plain(v) for v in x], "maxlen": x.maxlen}
-    if isinstance(x, _SpaceRNG):
-        return {"__space_rng__": to_plain(x.state)}
     if isinstance(x, np.random.Generator):
-        return {"__generator__": to_plain(dict(x.bit_generator.state))}
+        x = _RNGState(dict(x.bit_generator.state))
+    if isinstance(x, _RNGState):  # the key checkpoints already used for a space's generator, now for any
+        return {"__space_rng__": to_plain(x.state)}
     if isinstance(x, dict):
         return {k: to_plain(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
@@ -103,9 +96,7 @@ def from_plain(x: Any) -> Any:
     if "__deque__" in x:
         return deque(from_plain(x["__deque__"]), maxlen=x["maxlen"])
     if "__space_rng__" in x:
-        return _SpaceRNG(from_plain(x["__space_rng__"]))
-    if "__generator__" in x:
-        return _GeneratorState(from_plain(x["__generator__"]))
+        return _RNGState(from_plain(x["__space_rng__"]))
     if "__attrs__" in x:
         return Attrs(from_plain(x["__attrs__"]))
     return {k: from_plain(v) for k, v in x.items()}
@@ -117,7 +108,7 @@ def restore_attrs(obj: Any, attrs: dict[str, Any]) -> None:
         current = vars(obj).get(name)
         if isinstance(value, Attrs) and current is not None and hasattr(current, "__dict__"):
             restore_attrs(current, value)
-        elif isinstance(value, _GeneratorState):
+        elif isinstance(value, _RNGState):
             if not isinstance(current, np.random.Generator):
                 raise ValueError(f"the checkpoint holds a generator's state where {type(obj).__name__}.{name} has none")
             current.bit_generator.state = value.state
@@ -139,7 +130,7 @@ def _wrapper_state(wrapper: gym.Wrapper) -> dict[str, Any]:
         if k == "env" or isinstance(v, gym.envs.registration.EnvSpec):
             continue
         if isinstance(v, gym.Space):
-            state[k] = _SpaceRNG(dict(copy.deepcopy(v.np_random.bit_generator.state)))
+            state[k] = _RNGState(dict(copy.deepcopy(v.np_random.bit_generator.state)))
         else:
             state[k] = copy.deepcopy(v)
     return state
@@ -171,7 +162,7 @@ def load_env_state(env: gym.Env, state: dict[str, Any]) -> None:
         if not isinstance(env, gym.Wrapper):
             raise ValueError("checkpoint env state has more wrappers than this env")
         for k, v in saved.items():
-            if isinstance(v, _SpaceRNG):
+            if isinstance(v, _RNGState):
                 getattr(env, k).np_random.bit_generator.state = v.state
             elif isinstance(v, Attrs):
                 restore_attrs(env, {k: v})
