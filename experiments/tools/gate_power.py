@@ -22,9 +22,11 @@ Each rate carries a 95% Wilson interval; the goal is at most 5% false alarms and
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ from experiments.tools.regress import BASELINE_DIR, RULE, RULES, compare, decide
 from replications.core.errors import UserError
 
 NULL_SEED_OFFSET = 3000
+RULE_BEFORE_RECORDED = "averaged"  # the rule of the records and rows made before each named its rule
 GOAL_DETECTION, GOAL_FALSE_ALARMS = 0.80, 0.05
 
 
@@ -206,15 +209,13 @@ def compare_rules(algo: str, reps: int = 1000, seed: int = 0, directory: Path = 
     path = power_path(directory)
     power = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["algo", "mutant", "scores", "broke"])
     power = power[power.algo == algo].drop_duplicates("mutant", keep="last")
-    power = power[power.broke.astype(bool) | power.scores.map(lambda s: isinstance(s, str) and s not in ("", "{}"))]
+    power = power[[bool(r.broke) or bool(_scores(r)) for r in power.itertuples()]]
     if power.empty:
         raise UserError(f"no power rows with per-seed scores for {algo}: run rlrepro regress {algo} --power first")
     caught: dict[str, list[str]] = {rule: [] for rule in RULES}
     for row in power.itertuples():
-        if row.broke:
-            decisions = dict.fromkeys(RULES, True)
-        else:
-            decisions = compare(_frame(json.loads(row.scores)), baseline)["decisions"]
+        broke = dict.fromkeys(RULES, True)
+        decisions = broke if row.broke else compare(_frame(_scores(row)), baseline)["decisions"]
         for rule, flagged in decisions.items():
             if flagged:
                 caught[rule].append(row.mutant)
@@ -357,7 +358,7 @@ def gates_table(directory: Path = BASELINE_DIR) -> list[str]:
             verdict = "pass" if r["passed"] else "NOT passed"
             if r.get("suite") != suite_ids(algo):
                 verdict += " (another suite than the config's: re-run)"
-            rule = r.get("rule", "averaged")  # the records made before the rule was recorded used this one
+            rule = r.get("rule", RULE_BEFORE_RECORDED)
             drops = ", ".join(f"{e} {p:.3f}" for e, p in r.get("p_drop_holm", {}).items())
             gate = f"{r['p_improvement']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]" + (f"; {drops}" if drops else "")
             gate += f"; {verdict} by rule {rule}"
@@ -380,21 +381,28 @@ def same_algorithm(commit: str, head: str, algo: str) -> bool:
     return then is not None and now is not None and compatible(then, now)
 
 
+def _scores(row) -> dict[str, list[float]]:
+    """A power row's per-seed scores (env -> scores); empty where the row kept none."""
+    scores = getattr(row, "scores", None)
+    return json.loads(scores) if isinstance(scores, str) and scores else {}
+
+
 def _frame(scores: dict[str, list[float]]) -> pd.DataFrame:
     """Per-seed scores kept as JSON (env -> scores) as the frame ``compare`` takes."""
     rows = [(env, i, v) for env, xs in scores.items() for i, v in enumerate(xs)]
     return pd.DataFrame(rows, columns=["env", "seed", "score"])
 
 
-def caught_by_rule_in_use(row, directory: Path = BASELINE_DIR) -> bool:
+def caught_by_rule_in_use(row, baseline_of: Callable[[str], pd.DataFrame]) -> bool:
     """A power row's decision under ``RULE``: a row that kept per-seed scores and was measured against the
-    committed baseline is judged again; a mutant that broke a run is caught; any other row keeps its decision."""
+    committed baseline (``baseline_of(algo)``) is judged again; a mutant that broke a run is caught; any other
+    row keeps its decision."""
     if bool(getattr(row, "broke", False)):
         return True
-    scores = json.loads(row.scores) if isinstance(getattr(row, "scores", None), str) and row.scores else {}
+    scores = _scores(row)
     if not scores:
         return bool(row.caught)
-    baseline = load_baseline(row.algo, directory)
+    baseline = baseline_of(row.algo)
     if str(baseline["commit"].iloc[0]) != str(getattr(row, "baseline_commit", None)):
         return bool(row.caught)
     return bool(compare(_frame(scores), baseline)["regression"])
@@ -413,7 +421,8 @@ def summary(directory: Path = BASELINE_DIR) -> str:
     path = power_path(directory)
     if path.exists():
         power = pd.read_csv(path).drop_duplicates(["algo", "mutant"], keep="last")
-        power["caught"] = [caught_by_rule_in_use(r, directory) for r in power.itertuples()]
+        baseline_of = functools.cache(lambda algo: load_baseline(algo, directory))  # read once per algorithm
+        power["caught"] = [caught_by_rule_in_use(r, baseline_of) for r in power.itertuples()]
         lines += [
             f"Detection by the rule in use, `{RULE}` ({RULES[RULE]}; a sweep that kept per-seed scores is judged "
             "again under it):",
@@ -452,7 +461,7 @@ def summary(directory: Path = BASELINE_DIR) -> str:
             rule = getattr(r, "rule", None)
             lines.append(
                 f"| {r.algo} | {r.alarms} | {r.decisions} | {r.rate:.1%} [{r.ci_low:.1%}, {r.ci_high:.1%}] | {how} | "
-                f"{rule if isinstance(rule, str) else 'averaged'} |"
+                f"{rule if isinstance(rule, str) else RULE_BEFORE_RECORDED} |"
             )
     path = rules_path(directory)
     if path.exists():

@@ -242,8 +242,8 @@ def rule_decisions(p_ci_high: float, drop_p_holm: dict[str, float]) -> dict[str,
     }
 
 
-def compare(candidate: pd.DataFrame, baseline: pd.DataFrame, rule: str | None = None) -> dict:
-    """The gate's statistics and its decision under ``rule`` (default ``RULE``; see ``RULES``)."""
+def compare(candidate: pd.DataFrame, baseline: pd.DataFrame) -> dict:
+    """The gate's statistics, every rule's verdict (``decisions``) and the decision of the rule in use, ``RULE``."""
     envs = sorted(set(baseline.env))
     missing = sorted(set(envs) - set(candidate.env))
     if missing:
@@ -270,7 +270,7 @@ def compare(candidate: pd.DataFrame, baseline: pd.DataFrame, rule: str | None = 
         "ci_high": hi,
         "p_drop_holm": adjusted,
         "decisions": decisions,
-        "regression": decisions[rule or RULE],
+        "regression": decisions[RULE],
     }
 
 
